@@ -1,0 +1,168 @@
+"""Tensors for one plan step: gather history latents, pad, downsample, apply the tail option.
+
+:func:`pack` turns a :class:`~framepack_lab.plan.Step` and the video's latent buffer into a
+:class:`PackedContext`: one :class:`PackedGroup` per context group, each holding latents that are
+ready for one of the backend's patch embeddings, plus everything needed for aligned RoPE phases.
+
+Kernels the backend has no embedding for are realised the paper's way: average-pool the
+(replicate-padded) input by an integer factor, then use the largest backend kernel that divides
+the requested one. E.g. (16, 32, 32) on a backend with k1..k8 is a 2x2x2 average then k8; the
+per-frame kernel (1, 8, 8) is a (1, 4, 4) average then k1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .plan import Group, Step
+from .rope import HUNYUAN_AXES, HUNYUAN_THETA, _pad_to_multiple, phase_grid, pool_grid, pooled_phases
+from .schedule import BASE, Kernel
+
+
+def check_latent_size(latent_h: int, latent_w: int) -> None:
+    """The generated section is tiled exactly by the base kernel (1, 2, 2): H and W must be even."""
+    if latent_h < 2 or latent_w < 2 or latent_h % 2 or latent_w % 2:
+        raise ValueError(
+            f"latent frame {latent_h}x{latent_w} cannot be tiled by the base patch kernel (1, 2, 2): "
+            "height and width must be even and >= 2 (for the tiny model, use frame sizes that are "
+            "multiples of 8 pixels)"
+        )
+
+
+def realise(kernel: Kernel, available: Iterable[Kernel]) -> tuple[Kernel, tuple[int, int, int]]:
+    """The backend kernel that embeds ``kernel`` and the average-pool factor applied first.
+
+    Picks the largest available kernel that divides ``kernel`` in every axis.
+    """
+    fits = [k for k in available if all(a % b == 0 for a, b in zip(kernel.size, k.size))]
+    if not fits:
+        names = ", ".join(sorted(k.name for k in available))
+        raise ValueError(f"kernel {kernel.name} {kernel.size} cannot be built from the backend's "
+                         f"kernels ({names}); it needs one that divides it, at least the base k1")
+    best = max(fits, key=lambda k: (k.pf * k.ph * k.pw, k.pf))
+    return best, tuple(a // b for a, b in zip(kernel.size, best.size))
+
+
+@dataclass
+class PackedGroup:
+    """One context group as tensors.
+
+    Attributes:
+        latents: ``(B, C, t, h, w)``, padded and pooled so that ``embed_kernel`` tiles it exactly.
+        kernel: the schedule's kernel for the group.
+        embed_kernel: the backend kernel that turns ``latents`` into tokens.
+        frames, positions: video frame indices and their RoPE time positions.
+        rope_ratio: pooling of the base-resolution phase grid that aligns phases to the tokens.
+        grid: ``(h, w)`` base token grid of one full latent frame.
+        tail: ``None``, ``"ta"`` or ``"tc"``.
+    """
+
+    latents: torch.Tensor
+    kernel: Kernel
+    embed_kernel: Kernel
+    frames: tuple[int, ...]
+    positions: tuple[int, ...]
+    rope_ratio: tuple[int, int, int]
+    grid: tuple[int, int]
+    tail: str | None = None
+
+    @property
+    def n_tokens(self) -> int:
+        t, h, w = self.latents.shape[-3:]
+        k = self.embed_kernel
+        return (t // k.pf) * (h // k.ph) * (w // k.pw)
+
+    def phases(self, axes_dims: Sequence[int] = HUNYUAN_AXES, theta: float = HUNYUAN_THETA,
+               mode: str = "average", time_offset: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Aligned RoPE ``cos, sin``, each ``(n_tokens, D)``.
+
+        ``mode`` picks the alignment (``"average"`` as in the paper; ``"center"`` / ``"first"``
+        are naive alternatives); ``time_offset=False`` puts every frame at time 0 (an ablation).
+        """
+        positions = self.positions if time_offset else [0] * len(self.positions)
+        if self.tail is None:
+            return pooled_phases(positions, *self.grid, self.rope_ratio, axes_dims, theta, mode)
+        cos, sin = phase_grid(positions, *self.grid, axes_dims, theta)
+        ratio = (len(positions) if self.tail == "tc" else 1, *self.grid)
+        cos, sin = pool_grid(cos, ratio, mode), pool_grid(sin, ratio, mode)
+        return cos.reshape(-1, cos.shape[-1]), sin.reshape(-1, sin.shape[-1])
+
+
+@dataclass
+class PackedContext:
+    """Everything the model needs for one step besides the noisy section itself.
+
+    Attributes:
+        groups: packed context groups in the step's (time) order.
+        positions: RoPE time positions of the generated frames.
+        latent_size: ``(H, W)`` of one latent frame.
+    """
+
+    groups: list[PackedGroup]
+    positions: tuple[int, ...]
+    latent_size: tuple[int, int]
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.latent_size[0] // 2, self.latent_size[1] // 2
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(g.n_tokens for g in self.groups)
+
+    def noisy_phases(self, axes_dims: Sequence[int] = HUNYUAN_AXES, theta: float = HUNYUAN_THETA
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``cos, sin`` of the generated section's tokens, each ``(S*h*w, D)``."""
+        return pooled_phases(self.positions, *self.grid, (1, 1, 1), axes_dims, theta)
+
+    def context_phases(self, axes_dims: Sequence[int] = HUNYUAN_AXES, theta: float = HUNYUAN_THETA,
+                       mode: str = "average", time_offset: bool = True
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``cos, sin`` of all context tokens in group order, each ``(n_tokens, D)``."""
+        D = sum(axes_dims)
+        if not self.groups:
+            return torch.zeros(0, D), torch.zeros(0, D)
+        parts = [g.phases(axes_dims, theta, mode, time_offset) for g in self.groups]
+        return torch.cat([c for c, _ in parts]), torch.cat([s for _, s in parts])
+
+
+def _pack_group(video: torch.Tensor, group: Group, available: Iterable[Kernel]) -> PackedGroup:
+    H, W = video.shape[-2:]
+    grid = (-(-H // 2), -(-W // 2))
+    x = video[:, :, list(group.frames)]  # (B, C, t, H, W)
+    if group.tail is not None:  # ta: one latent pixel per frame; tc: one for the whole tail
+        x = x.mean(dim=(2, 3, 4) if group.tail == "tc" else (3, 4), keepdim=True)
+        x = x.expand(-1, -1, -1, *BASE.size[1:])  # replicate up to the base kernel
+        return PackedGroup(x, BASE, BASE, group.frames, group.positions, (1, 1, 1), grid, group.tail)
+    embed, pool = realise(group.kernel, available)
+    x = _pad_to_multiple(x, group.kernel.size)
+    if pool != (1, 1, 1):
+        x = F.avg_pool3d(x, pool, stride=pool)
+    return PackedGroup(x, group.kernel, embed, group.frames, group.positions, group.kernel.ratio, grid)
+
+
+def pack(video: torch.Tensor, step: Step, available: Iterable[Kernel] = (BASE,)) -> PackedContext:
+    """Pack the known frames a step sees.
+
+    Args:
+        video: the latent buffer ``(B, C, T, H, W)``; frames the step does not list are ignored.
+        step: a plan step.
+        available: the kernels the backend has patch embeddings for.
+
+    Returns:
+        The :class:`PackedContext` of the step.
+    """
+    if video.ndim != 5:
+        raise ValueError(f"expected latents of shape (B, C, T, H, W), got {tuple(video.shape)}")
+    H, W = video.shape[-2:]
+    check_latent_size(H, W)
+    needed = max(max(step.generated), *(f for g in step.groups for f in g.frames), 0)
+    if needed >= video.shape[2]:
+        raise ValueError(f"step needs frame {needed} but the latent buffer has {video.shape[2]} frames")
+    available = tuple(available)
+    groups = [_pack_group(video, g, available) for g in step.groups]
+    return PackedContext(groups, step.positions, (H, W))

@@ -1,0 +1,286 @@
+"""Sampling orders as plans: which frames each step generates and which known frames it sees.
+
+A video has ``n_frames`` latent frames. Frame 0 is given (the user's image); the rest are
+generated in sections of ``S = schedule.generated`` frames. A plan is a list of :class:`Step`;
+each step names the frames it generates, and for every block of the schedule the known frames
+packed into it, with kernel and RoPE time position. No tensors: plots of token budgets use it.
+
+How a schedule's blocks are filled (our reading of the paper, and of the official loops):
+
+* *near* blocks take the nearest **known** frames on their side of the section, nearest block
+  first (RoPE with random access: a time gap costs no tokens);
+* *far* blocks (beyond an ``x``) take the video's boundary frames: the first frames for the left
+  side, the last frames for the right side;
+* the *tail* is every other known frame on the tail side; ``td`` drops it;
+* a block with no known frames yet is left out (it contributes no tokens); a block with fewer
+  frames than it asks for is replicate-padded by the packer;
+* each known frame is used at most once per step.
+
+Orders: :func:`vanilla`, :func:`anti_drifting`, :func:`inverted_anti_drifting`, :func:`f1`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from .schedule import BASE, Block, Kernel, Schedule, as_schedule
+
+ORDERS = ("vanilla", "anti_drifting", "inverted_anti_drifting", "f1")
+
+DEFAULT_SCHEDULES = {
+    "vanilla": "td_f16k4f4k2f2k1_g4",
+    "anti_drifting": "td_f16k4f4k2f2k1_g4_x_f1k1",
+    "inverted_anti_drifting": "f1k1_x_g4_f2k1f4k2f16k4_td",
+    "f1": "f1k1_x_f16k4f4k2f2k1_g4",
+}
+
+
+@dataclass(frozen=True)
+class Group:
+    """Known frames packed with one kernel.
+
+    Attributes:
+        kernel: the patchify kernel.
+        frames: latent frame indices in the video, in time order.
+        positions: RoPE time position of each frame (usually the frame index).
+        role: ``"left"``, ``"right"`` (a schedule block), ``"tail"`` (beyond the blocks).
+        block: the schedule block this group fills (``None`` for a tail group).
+    """
+
+    kernel: Kernel
+    frames: tuple[int, ...]
+    positions: tuple[int, ...]
+    role: str
+    block: Block | None = None
+    tail: str | None = None
+
+    def tokens(self, latent_h: int, latent_w: int) -> int:
+        """Tokens after replicate padding; a tail group follows its option (ta: 1/frame, tc: 1)."""
+        if self.tail == "ta":
+            return len(self.frames)
+        if self.tail == "tc":
+            return 1
+        return self.kernel.tokens(len(self.frames), latent_h, latent_w)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One generation step of a plan.
+
+    Attributes:
+        index: the step's place in the sampling order (0 = generated first).
+        generated: frame indices this step produces, in time order.
+        positions: RoPE time positions of the generated frames.
+        groups: context groups in time order (left blocks, right blocks, tail).
+        schedule: the schedule the step follows.
+    """
+
+    index: int
+    generated: tuple[int, ...]
+    positions: tuple[int, ...]
+    groups: tuple[Group, ...]
+    schedule: Schedule
+
+    @property
+    def context_frames(self) -> tuple[int, ...]:
+        return tuple(f for g in self.groups for f in g.frames)
+
+    def token_breakdown(self, latent_h: int, latent_w: int) -> list[tuple[str, int]]:
+        """``[(label, tokens), ...]`` for the section and every context group."""
+        out = [(f"g{len(self.generated)}", BASE.tokens(len(self.generated), latent_h, latent_w))]
+        for g in self.groups:
+            label = g.tail if g.tail else f"{g.role}:f{len(g.frames)}{g.kernel.name}"
+            out.append((label, g.tokens(latent_h, latent_w)))
+        return out
+
+    def token_count(self, latent_h: int, latent_w: int) -> int:
+        """Tokens the model sees in this step (generated frames plus packed context)."""
+        return sum(n for _, n in self.token_breakdown(latent_h, latent_w))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The steps of one sampling order for a video of ``n_frames`` latent frames.
+
+    ``total_frames`` may exceed ``n_frames`` by less than one section when ``n_frames - 1`` is not
+    a multiple of the section length; :func:`framepack_lab.generate.generate` trims the extra.
+    """
+
+    order: str
+    schedule: Schedule
+    n_frames: int
+    total_frames: int
+    steps: tuple[Step, ...]
+
+    def __iter__(self):
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def tokens_per_step(self, latent_h: int, latent_w: int) -> list[int]:
+        return [s.token_count(latent_h, latent_w) for s in self.steps]
+
+
+# --------------------------------------------------------------------------------- filling
+def _fill_side(blocks_near_first: Sequence[Block], candidates: list[int], role: str,
+               used: set[int]) -> list[Group]:
+    """Fill blocks (nearest block first) from ``candidates`` (nearest frame first)."""
+    groups = []
+    pool = [f for f in candidates if f not in used]
+    for block in blocks_near_first:
+        take, pool = pool[:block.frames], pool[block.frames:]
+        if not take:
+            continue
+        used.update(take)
+        frames = tuple(sorted(take))
+        groups.append(Group(block.kernel, frames, frames, role, block))
+    return groups
+
+
+def _build_step(index: int, schedule: Schedule, section: Sequence[int], known: set[int],
+                total: int, shift: Callable[[int], int] = lambda f: f) -> Step:
+    """Pack the known frames around ``section`` according to ``schedule``.
+
+    ``shift`` maps a frame index to its RoPE time position (identity = true time).
+    """
+    lo, hi = section[0], section[-1]
+    used: set[int] = set()
+    left, right = schedule.left, schedule.right
+
+    # far blocks first: anchored at the video boundary, they claim their frames before near ones
+    far_left = _fill_side(left.far, sorted(f for f in known if f < lo), "left", used) if left.far else []
+    far_right = (_fill_side(right.far[::-1], sorted((f for f in known if f > hi), reverse=True),
+                            "right", used) if right.far else [])
+    near_left = _fill_side(left.near[::-1], sorted((f for f in known if f < lo), reverse=True), "left", used)
+    near_right = _fill_side(right.near, sorted(f for f in known if f > hi), "right", used)
+
+    tail_groups: list[Group] = []
+    if schedule.tail in ("ta", "tc"):
+        side_frames = [f for f in known if (f < lo if schedule.tail_side == "left" else f > hi)]
+        rest = tuple(sorted(f for f in side_frames if f not in used))
+        if rest:
+            tail_groups.append(Group(BASE, rest, rest, "tail", None, schedule.tail))
+
+    ordered = (sorted(far_left, key=lambda g: g.frames[0]) + sorted(near_left, key=lambda g: g.frames[0])
+               + sorted(near_right, key=lambda g: g.frames[0]) + sorted(far_right, key=lambda g: g.frames[0]))
+    if schedule.tail_side == "left":
+        ordered = tail_groups + ordered
+    else:
+        ordered = ordered + tail_groups
+    groups = tuple(
+        Group(g.kernel, g.frames, tuple(shift(f) for f in g.frames), g.role, g.block, g.tail) for g in ordered
+    )
+    gen = tuple(section)
+    return Step(index, gen, tuple(shift(f) for f in gen), groups, schedule)
+
+
+def _sections(n_frames: int, S: int) -> tuple[int, list[list[int]]]:
+    if not isinstance(n_frames, int) or n_frames < 2:
+        raise ValueError(f"n_frames must be an integer >= 2 (frame 0 is the given image), got {n_frames!r}")
+    n_sections = math.ceil((n_frames - 1) / S)
+    total = 1 + n_sections * S
+    return total, [list(range(1 + k * S, 1 + (k + 1) * S)) for k in range(n_sections)]
+
+
+def _schedule_for(order: str, schedule: "Schedule | str | None") -> Schedule:
+    return as_schedule(DEFAULT_SCHEDULES[order] if schedule is None else schedule)
+
+
+# ---------------------------------------------------------------------------------- orders
+def vanilla(n_frames: int, schedule: "Schedule | str | None" = None) -> Plan:
+    """Sections in time order, each conditioned on the packed past. The only causal order."""
+    sched = _schedule_for("vanilla", schedule)
+    total, sections = _sections(n_frames, sched.generated)
+    known, steps = {0}, []
+    for i, sec in enumerate(sections):
+        steps.append(_build_step(i, sched, sec, known, total))
+        known.update(sec)
+    return Plan("vanilla", sched, n_frames, total, tuple(steps))
+
+
+def f1(n_frames: int, schedule: "Schedule | str | None" = None) -> Plan:
+    """FramePack-F1: vanilla order with the first frame as a permanent anchor.
+
+    As in the official F1 loop, the anchor's RoPE position stays 0 and the packed history follows
+    right after it: the time gap between the anchor and the history is removed, so positions do
+    not grow with the video (indices ``[start | 4x | 2x | 1x | noisy]``).
+    """
+    sched = _schedule_for("f1", schedule)
+    total, sections = _sections(n_frames, sched.generated)
+    known, steps = {0}, []
+    for i, sec in enumerate(sections):
+        probe = _build_step(i, sched, sec, known, total)
+        anchors = {f for g in probe.groups if g.block is not None and g.block in sched.left.far
+                   for f in g.frames}
+        rest = [f for g in probe.groups if g.role == "left" and not set(g.frames) & anchors for f in g.frames]
+        first = min(rest) if rest else sec[0]
+        gap = first - (max(anchors) + 1 if anchors else 0)
+        steps.append(_build_step(i, sched, sec, known, total,
+                                 shift=lambda f, a=anchors, d=gap: f if f in a else f - d))
+        known.update(sec)
+    return Plan("f1", sched, n_frames, total, tuple(steps))
+
+
+def anti_drifting(n_frames: int, schedule: "Schedule | str | None" = None) -> Plan:
+    """Endpoints first: the opening and the closing section, then the gap filled in time order,
+    each fill conditioned on context from both sides."""
+    sched = _schedule_for("anti_drifting", schedule)
+    total, sections = _sections(n_frames, sched.generated)
+    order = [sections[0]] + ([sections[-1]] if len(sections) > 1 else []) + sections[1:-1]
+    known, steps = {0}, []
+    for i, sec in enumerate(order):
+        steps.append(_build_step(i, sched, sec, known, total))
+        known.update(sec)
+    return Plan("anti_drifting", sched, n_frames, total, tuple(steps))
+
+
+def inverted_padding(n_sections: int) -> list[int]:
+    """The official padding schedule of inverted anti-drifting, in generation order.
+
+    ``reversed(range(N))``, or ``[3] + [2] * (N - 3) + [1, 0]`` when N > 4 (the RoPE gap between
+    the anchor and the section is capped).
+    """
+    if n_sections > 4:
+        return [3] + [2] * (n_sections - 3) + [1, 0]
+    return list(reversed(range(n_sections)))
+
+
+def inverted_anti_drifting(n_frames: int, schedule: "Schedule | str | None" = None,
+                           capped_gap: bool = True) -> Plan:
+    """Reverse time: every section is conditioned on the first frame (a clean anchor at time 0)
+    and the already generated later frames, so each step generates *toward* a real frame.
+
+    With ``capped_gap`` (the official loop) the section and its future sit at RoPE position
+    ``1 + padding * S`` after the anchor, with the padding of :func:`inverted_padding`; without it
+    every frame keeps its true time.
+    """
+    sched = _schedule_for("inverted_anti_drifting", schedule)
+    S = sched.generated
+    total, sections = _sections(n_frames, S)
+    pads = inverted_padding(len(sections)) if capped_gap else list(reversed(range(len(sections))))
+    known, steps = {0}, []
+    for i, (sec, pad) in enumerate(zip(reversed(sections), pads)):
+        delta = sec[0] - (1 + pad * S)
+        anchors = {f for f in known if f < sec[0]}
+        steps.append(_build_step(i, sched, sec, known, total,
+                                 shift=lambda f, a=anchors, d=delta: f if f in a else f - d))
+        known.update(sec)
+    return Plan("inverted_anti_drifting", sched, n_frames, total, tuple(steps))
+
+
+_ORDER_FUNCS = {
+    "vanilla": vanilla,
+    "anti_drifting": anti_drifting,
+    "inverted_anti_drifting": inverted_anti_drifting,
+    "f1": f1,
+}
+
+
+def make_plan(order: str, n_frames: int, schedule: "Schedule | str | None" = None) -> Plan:
+    """The plan of sampling ``order`` (one of :data:`ORDERS`) for ``n_frames`` latent frames."""
+    if order not in _ORDER_FUNCS:
+        raise ValueError(f"unknown sampling order {order!r}; choose one of {', '.join(ORDERS)}")
+    return _ORDER_FUNCS[order](n_frames, schedule)

@@ -1,0 +1,445 @@
+"""Packing schedules: kernels, blocks, the paper's naming grammar, and token arithmetic.
+
+A *schedule* says how the context of one generation step is packed: which frames sit left and
+right of the generated section ``gN`` in video time, and with which patchify kernel each block
+of frames is turned into tokens. Names follow the paper's ablative naming:
+
+    name     := [tail "_"] side "_" gN ["_" side] ["_" tail] ["+D"]
+    side     := blocks | blocks "_x_" blocks | "x_" blocks | blocks "_x"
+    blocks   := ("f" INT kernel)+
+    kernel   := "k" INT | "k" INT "h" INT "w" INT
+    tail     := "td" | "ta" | "tc"
+
+Examples: ``td_f16k4f4k2f1k1_g9`` (vanilla), ``td_f16k4f4k2f1k1_g9_x_f1k1`` (anti-drifting with
+an endpoint frame), ``f1k1_x_g9_f1k1f2k2f16k4_td`` (inverted anti-drifting, the official
+HunyuanVideo layout). Left to right is video time. ``x`` is a skip of any number of frames: the
+blocks beyond it are anchored at the video's boundary (its first or last frames) rather than next
+to the section. The tail option is written on the far (old) side.
+
+This module needs no torch, so plots of token budgets are instant.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+GRAMMAR = (
+    "schedule grammar: [tail_]BLOCKS[_x_BLOCKS]_gN[_x][_BLOCKS][_tail][+D] where BLOCKS is one or more "
+    "'f<frames>k<N>' or 'f<frames>k<pf>h<ph>w<pw>' (kN = kernel (N, 2N, 2N)), tail is td|ta|tc; "
+    "e.g. 'td_f16k4f4k2f1k1_g9', 'td_f16k4f4k2f1k1_g9_x_f1k1', 'f1k1_x_g9_f1k1f2k2f16k4_td'"
+)
+
+TAIL_OPTIONS = {
+    "td": "delete: frames beyond the last block are dropped",
+    "ta": "append: each tail frame adds one latent pixel (one token)",
+    "tc": "compress: all tail frames are average-pooled into one latent pixel (one token)",
+}
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n >= 1 and (n & (n - 1)) == 0
+
+
+@dataclass(frozen=True, order=True)
+class Kernel:
+    """A patchify kernel ``(pf, ph, pw)`` over latent (frames, height, width).
+
+    The base kernel is ``(1, 2, 2)``; the paper's ``kN`` is ``(N, 2N, 2N)``. Every size must be
+    a power of two and at least the base size, so that any kernel is the base kernel applied
+    after an integer average-pool (``ratio``).
+    """
+
+    pf: int
+    ph: int
+    pw: int
+
+    def __post_init__(self) -> None:
+        for axis, size, minimum in (("pf", self.pf, 1), ("ph", self.ph, 2), ("pw", self.pw, 2)):
+            if not isinstance(size, int) or not _is_power_of_two(size) or size < minimum:
+                raise ValueError(
+                    f"kernel {(self.pf, self.ph, self.pw)}: {axis}={size} must be a power of two "
+                    f">= {minimum} (the base kernel is (1, 2, 2)); {GRAMMAR}"
+                )
+
+    @classmethod
+    def k(cls, n: int) -> "Kernel":
+        """The paper's shorthand ``kN`` = ``(N, 2N, 2N)``."""
+        if not isinstance(n, int) or not _is_power_of_two(n):
+            raise ValueError(f"k{n}: N must be a power of two (k1, k2, k4, k8, ...); {GRAMMAR}")
+        return cls(n, 2 * n, 2 * n)
+
+    @property
+    def size(self) -> tuple[int, int, int]:
+        return (self.pf, self.ph, self.pw)
+
+    @property
+    def compression(self) -> int:
+        """How many times fewer tokens than the base kernel (1, 2, 2): ``pf*ph*pw / 4``."""
+        return self.pf * self.ph * self.pw // 4
+
+    @property
+    def ratio(self) -> tuple[int, int, int]:
+        """The average-pool factor that maps base-kernel tokens onto this kernel's tokens."""
+        return (self.pf, self.ph // 2, self.pw // 2)
+
+    @property
+    def name(self) -> str:
+        if self.ph == self.pw == 2 * self.pf:
+            return f"k{self.pf}"
+        return f"k{self.pf}h{self.ph}w{self.pw}"
+
+    def tokens(self, frames: int, latent_h: int, latent_w: int) -> int:
+        """Tokens for ``frames`` latent frames of ``latent_h x latent_w``, replicate-padded up to
+        a multiple of the kernel in t, h and w."""
+        return (
+            math.ceil(frames / self.pf)
+            * math.ceil(latent_h / self.ph)
+            * math.ceil(latent_w / self.pw)
+        )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+BASE = Kernel(1, 2, 2)
+
+
+@dataclass(frozen=True)
+class Block:
+    """``frames`` consecutive context frames encoded with one ``kernel`` (``f16k4``)."""
+
+    frames: int
+    kernel: Kernel
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.frames, int) or self.frames < 1:
+            raise ValueError(f"block f{self.frames}{self.kernel.name}: needs at least one frame; {GRAMMAR}")
+
+    @property
+    def name(self) -> str:
+        return f"f{self.frames}{self.kernel.name}"
+
+    def tokens(self, latent_h: int, latent_w: int) -> int:
+        return self.kernel.tokens(self.frames, latent_h, latent_w)
+
+
+@dataclass(frozen=True)
+class Side:
+    """The context on one side of the generated section.
+
+    ``near`` blocks sit next to the section, listed in video time order (so on the left side
+    the block nearest the section is last, on the right side it is first). ``far`` blocks sit
+    beyond a skip ``x`` and are anchored at the video boundary (first frames for the left side,
+    last frames for the right). ``skip`` is True when the side has an ``x``.
+    """
+
+    near: tuple[Block, ...] = ()
+    far: tuple[Block, ...] = ()
+    skip: bool = False
+
+    def __post_init__(self) -> None:
+        if self.far and not self.skip:
+            raise ValueError("far blocks need a skip 'x' between them and the section")
+
+    @property
+    def blocks(self) -> tuple[Block, ...]:
+        return self.near + self.far
+
+    @property
+    def frames(self) -> int:
+        return sum(b.frames for b in self.blocks)
+
+
+def _blocks_name(blocks: tuple[Block, ...]) -> str:
+    return "".join(b.name for b in blocks)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One step's packing: context blocks left and right of ``generated`` new frames.
+
+    Attributes:
+        generated: frames generated in the step (``gN``), always at the base kernel.
+        left, right: the context on each side (see :class:`Side`).
+        tail: ``None``, or ``"td"`` / ``"ta"`` / ``"tc"`` for frames beyond the blocks.
+        tail_side: ``"left"`` or ``"right"``: the far (old) side the tail is written on.
+        discrete: the ``+D`` flag (discrete history, NeurIPS version).
+    """
+
+    generated: int
+    left: Side = field(default_factory=Side)
+    right: Side = field(default_factory=Side)
+    tail: str | None = None
+    tail_side: str = "left"
+    discrete: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.generated, int) or self.generated < 1:
+            raise ValueError(f"g{self.generated}: a step must generate at least one frame; {GRAMMAR}")
+        if self.tail is not None and self.tail not in TAIL_OPTIONS:
+            raise ValueError(f"unknown tail option {self.tail!r}: use one of td, ta, tc; {GRAMMAR}")
+        if self.tail_side not in ("left", "right"):
+            raise ValueError(f"tail_side must be 'left' or 'right', not {self.tail_side!r}")
+
+    # ----------------------------------------------------------------------------- naming
+    @property
+    def name(self) -> str:
+        """The canonical name; ``parse(s.name) == s``."""
+        parts: list[str] = []
+        if self.tail and self.tail_side == "left":
+            parts.append(self.tail)
+        if self.left.far:
+            parts += [_blocks_name(self.left.far), "x"]
+        elif self.left.skip:
+            parts.append("x")
+        if self.left.near:
+            parts.append(_blocks_name(self.left.near))
+        parts.append(f"g{self.generated}")
+        if self.right.near:
+            parts.append(_blocks_name(self.right.near))
+        if self.right.skip:
+            parts.append("x")
+        if self.right.far:
+            parts.append(_blocks_name(self.right.far))
+        if self.tail and self.tail_side == "right":
+            parts.append(self.tail)
+        return "_".join(parts) + ("+D" if self.discrete else "")
+
+    def __str__(self) -> str:
+        return self.name
+
+    # ----------------------------------------------------------------------------- tokens
+    @property
+    def blocks(self) -> tuple[Block, ...]:
+        return self.left.blocks + self.right.blocks
+
+    @property
+    def kernels(self) -> frozenset[Kernel]:
+        """Every kernel the schedule uses (the generated section uses the base kernel)."""
+        return frozenset({BASE, *(b.kernel for b in self.blocks)})
+
+    @property
+    def context_frames(self) -> int:
+        return self.left.frames + self.right.frames
+
+    def tail_tokens(self, tail_frames: int) -> int:
+        """Tokens of ``tail_frames`` frames beyond the blocks under this schedule's tail option."""
+        if tail_frames < 0:
+            raise ValueError(f"tail_frames must be >= 0, got {tail_frames}")
+        if self.tail == "ta":
+            return tail_frames
+        if self.tail == "tc":
+            return 1 if tail_frames else 0
+        return 0
+
+    def token_breakdown(self, latent_h: int, latent_w: int, tail_frames: int = 0) -> dict[str, int]:
+        """Tokens per part of one step, in video time order, keyed by part name.
+
+        Block keys are ``"<side>:<index>:<block name>"`` (e.g. ``"left:0:f16k4"``); the section is
+        ``"g9"``; the tail (when ``tail_frames`` > 0 and kept) is its option name.
+        """
+        _check_size(latent_h, latent_w)
+        out: dict[str, int] = {}
+        tail = self.tail_tokens(tail_frames)
+        if tail and self.tail_side == "left":
+            out[self.tail] = tail
+        for i, block in enumerate(self.left.far + self.left.near):
+            out[f"left:{i}:{block.name}"] = block.tokens(latent_h, latent_w)
+        out[f"g{self.generated}"] = BASE.tokens(self.generated, latent_h, latent_w)
+        for i, block in enumerate(self.right.near + self.right.far):
+            out[f"right:{i}:{block.name}"] = block.tokens(latent_h, latent_w)
+        if tail and self.tail_side == "right":
+            out[self.tail] = tail
+        return out
+
+    def token_count(self, latent_h: int, latent_w: int, tail_frames: int = 0) -> int:
+        """Tokens of one step with every block full: the generated frames plus the context.
+
+        Each block is replicate-padded to its kernel in t, h and w; ``tail_frames`` frames
+        beyond the blocks are counted per the tail option (``td`` 0, ``ta`` one each, ``tc`` one).
+        """
+        return sum(self.token_breakdown(latent_h, latent_w, tail_frames).values())
+
+
+def _check_size(latent_h: int, latent_w: int) -> None:
+    for name, v in (("latent_h", latent_h), ("latent_w", latent_w)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer number of latent pixels, got {v!r}")
+
+
+# --------------------------------------------------------------------------------- parsing
+_BLOCK_RE = re.compile(r"f(\d+)k(\d+)(?:h(\d+)w(\d+))?")
+_GEN_RE = re.compile(r"g(\d+)")
+
+
+def _parse_blocks(token: str, name: str) -> tuple[Block, ...]:
+    blocks: list[Block] = []
+    pos = 0
+    while pos < len(token):
+        m = _BLOCK_RE.match(token, pos)
+        if not m:
+            raise ValueError(f"cannot read {token[pos:]!r} in schedule {name!r}; {GRAMMAR}")
+        frames, n, h, w = m.groups()
+        try:
+            kernel = Kernel.k(int(n)) if h is None else Kernel(int(n), int(h), int(w))
+            blocks.append(Block(int(frames), kernel))
+        except ValueError as e:
+            raise ValueError(f"in schedule {name!r}, block {m.group(0)!r}: {e}") from None
+        pos = m.end()
+    return tuple(blocks)
+
+
+def _parse_side(tokens: list[str], name: str, side: str) -> Side:
+    """``tokens`` in video time order for one side; returns the side with near/far split."""
+    if tokens.count("x") > 1:
+        raise ValueError(f"schedule {name!r}: at most one skip 'x' on the {side} side; {GRAMMAR}")
+    if "x" not in tokens:
+        segments, skip = [tokens, []], False
+    else:
+        i = tokens.index("x")
+        before, after = tokens[:i], tokens[i + 1:]
+        # on the left the far segment is before the x; on the right it is after it
+        segments, skip = ([after, before] if side == "left" else [before, after]), True
+    near_tokens, far_tokens = segments
+    near = tuple(b for t in near_tokens for b in _parse_blocks(t, name))
+    far = tuple(b for t in far_tokens for b in _parse_blocks(t, name))
+    return Side(near=near, far=far, skip=skip)
+
+
+def parse(name: str) -> Schedule:
+    """Parse a schedule name (see the module docstring for the grammar).
+
+    >>> parse("f1k1_x_g9_f1k1f2k2f16k4_td").token_count(80, 76)
+    17500
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"empty schedule name; {GRAMMAR}")
+    text = name.strip()
+    discrete = text.endswith("+D")
+    if discrete:
+        text = text[:-2]
+    tokens = [t for t in text.split("_")]
+    if any(t == "" for t in tokens):
+        raise ValueError(f"schedule {name!r} has an empty part (doubled or trailing '_'); {GRAMMAR}")
+    tail, tail_side = None, "left"
+    if tokens[0] in TAIL_OPTIONS:
+        tail, tail_side = tokens.pop(0), "left"
+    if tokens and tokens[-1] in TAIL_OPTIONS:
+        if tail is not None:
+            raise ValueError(f"schedule {name!r}: a tail option on both sides; write it once, on the old side")
+        tail, tail_side = tokens.pop(), "right"
+    gen = [i for i, t in enumerate(tokens) if t.startswith("g")]
+    if len(gen) != 1:
+        raise ValueError(f"schedule {name!r} needs exactly one generated part 'gN', found {len(gen)}; {GRAMMAR}")
+    g = gen[0]
+    m = _GEN_RE.fullmatch(tokens[g])
+    if not m:
+        raise ValueError(f"cannot read {tokens[g]!r} in schedule {name!r}: expected gN, e.g. g9; {GRAMMAR}")
+    for t in tokens:
+        if t in TAIL_OPTIONS:
+            raise ValueError(f"schedule {name!r}: tail option {t!r} must be at one end; {GRAMMAR}")
+    left = _parse_side(tokens[:g], name, "left")
+    right = _parse_side(tokens[g + 1:], name, "right")
+    return Schedule(generated=int(m.group(1)), left=left, right=right, tail=tail,
+                    tail_side=tail_side, discrete=discrete)
+
+
+def as_schedule(spec: "Schedule | str") -> Schedule:
+    """A :class:`Schedule` from a schedule, a name, or a preset key."""
+    if isinstance(spec, Schedule):
+        return spec
+    if isinstance(spec, str) and spec in PRESETS:
+        return parse(PRESETS[spec].name)
+    return parse(spec)
+
+
+# ----------------------------------------------------------------------------- equations
+def _check_lambda(lam: float) -> None:
+    if not (isinstance(lam, (int, float)) and lam > 1 and math.isfinite(lam)):
+        raise ValueError(f"lambda must be a finite number > 1 (the paper uses 2), got {lam!r}")
+
+
+def frame_length(L_f: float, lam: float, i: int) -> float:
+    """Eq. 1: ``phi(F_i) = L_f / lambda**i``, the context length of the i-th most important frame."""
+    _check_lambda(lam)
+    if i < 0:
+        raise ValueError(f"frame index i must be >= 0, got {i}")
+    return L_f / lam**i  # Eq. 1
+
+
+def context_length(L_f: float, lam: float, T: int, S: int) -> float:
+    """Eq. 2: total context of S generated frames and T packed history frames.
+
+    ``L = S L_f + L_f (1 - lambda**-T) / (1 - lambda**-1)``.
+    """
+    _check_lambda(lam)
+    if L_f <= 0:
+        raise ValueError(f"L_f (tokens per frame) must be > 0, got {L_f}")
+    if T < 0:
+        raise ValueError(f"T (history frames) must be >= 0, got {T}")
+    if S < 1:
+        raise ValueError(f"S (generated frames per section) must be >= 1, got {S}")
+    return S * L_f + L_f * (1 - lam**-T) / (1 - 1 / lam)  # Eq. 2
+
+
+def context_length_limit(L_f: float, lam: float, S: int) -> float:
+    """Eq. 3: the limit of Eq. 2 as T -> infinity, ``(S + lambda / (lambda - 1)) L_f``."""
+    _check_lambda(lam)
+    if L_f <= 0:
+        raise ValueError(f"L_f (tokens per frame) must be > 0, got {L_f}")
+    if S < 1:
+        raise ValueError(f"S (generated frames per section) must be >= 1, got {S}")
+    return (S + lam / (lam - 1)) * L_f  # Eq. 3
+
+
+def unpacked_length(L_f: float, T: int, S: int) -> float:
+    """A plain DiT that attends to every frame: ``L = L_f (T + S)``."""
+    return L_f * (T + S)
+
+
+# -------------------------------------------------------------------------------- presets
+@dataclass(frozen=True)
+class Preset:
+    """A named schedule and what it illustrates."""
+
+    key: str
+    name: str
+    description: str
+
+    @property
+    def schedule(self) -> Schedule:
+        return parse(self.name)
+
+
+# Our reading of the paper's packing-variant figure, scaled to the embedded model's 4-frame
+# sections (the exact panel layouts are not published). Every one is O(1) in video length.
+_PRESETS = [
+    Preset("geometric", "td_f1k1h16w16f1k1h8w16f1k1h8w8f1k1h4w8f1k1h4w4f1k1h2w4f1k1_g4",
+           "Time-proximity order with a per-frame geometric progression, lambda = 2 (Eq. 1): "
+           "each older frame gets half the tokens of the next, by widening the spatial kernel."),
+    Preset("level_duplication", "td_f4k1h8w8f2k1h4w4f2k1_g4",
+           "Several frames share one compression level (2 at 1x, 2 at 4x, 4 at 16x): more "
+           "compact than one level per frame; spatial kernels only."),
+    Preset("temporal_kernel", "td_f16k4f4k2f2k1_g4",
+           "Consecutive frames packed into one token tensor with temporal kernels (k2 = (2,4,4), "
+           "k4 = (4,8,8)); the layout of the official HunyuanVideo model."),
+    Preset("symmetric", "f1k1f2k2f8k4_x_f8k4f2k2f1k1_g4",
+           "Symmetric progression: the video's start and the latest frames are equally important, "
+           "the middle of the history is compressed most."),
+    Preset("important_start", "f1k1_x_f16k4f4k2f2k1_g4",
+           "Important start: the first frame is kept at full length as a permanent anchor (good "
+           "for image-to-video), the recent history is packed by time proximity (the F1 layout)."),
+    Preset("anti_drifting", "td_f16k4f4k2f2k1_g4_x_f1k1",
+           "For anti-drifting sampling: the packed past on the left and one endpoint frame at the "
+           "end of the video on the right."),
+    Preset("inverted", "f1k1_x_g4_f2k1f4k2f16k4_td",
+           "For inverted anti-drifting: the user's first frame as a 1x anchor on the left, the "
+           "already generated future on the right, compressed more the farther it lies."),
+    Preset("official_inverted", "f1k1_x_g9_f1k1f2k2f16k4_td",
+           "The official HunyuanVideo FramePack layout (9-frame sections, 1+2+16 history)."),
+    Preset("official_vanilla", "td_f16k4f4k2f1k1_g9",
+           "The paper's vanilla ablation row at its own 9-frame section length."),
+]
+PRESETS: dict[str, Preset] = {p.key: p for p in _PRESETS}
