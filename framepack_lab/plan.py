@@ -213,8 +213,10 @@ def f1(n_frames: int, schedule: "Schedule | str | None" = None) -> Plan:
     known, steps = {0}, []
     for i, sec in enumerate(sections):
         probe = _build_step(i, sched, sec, known, total)
-        anchors = {f for g in probe.groups if g.block is not None and g.block in sched.left.far
-                   for f in g.frames}
+        # the far-left blocks are filled first, from the earliest known frames: those are the
+        # anchors (matching groups by Block equality would also catch an equal near block)
+        n_far = sum(b.frames for b in sched.left.far)
+        anchors = set(sorted(f for f in known if f < sec[0])[:n_far])
         rest = [f for g in probe.groups if g.role == "left" and not set(g.frames) & anchors for f in g.frames]
         first = min(rest) if rest else sec[0]
         gap = first - (max(anchors) + 1 if anchors else 0)
