@@ -1,0 +1,115 @@
+# framepack-lab: one setup path, a venv in .venv made with pip (torch installed first, pinned).
+#
+#   make lab      set up if needed, then open JupyterLab on notebooks/
+#   make test     set up if needed, then run the whole test suite (notebook runs included)
+#
+# Variables (override on the command line, e.g. `make setup TORCH_SPEC=...`):
+#   TORCH_SPEC   what `pip install` gets for torch, before anything else. Default: the CPU
+#                build this project is tested with. For a CUDA build:
+#                  make setup TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+#                To keep a torch you installed yourself into a new .venv before the first
+#                `make setup`: make setup TORCH_SPEC=torch
+#                .venv remembers the spec it was set up with; giving a different one later
+#                uninstalls torch and installs the new spec.
+#   PYTHON       interpreter used to create .venv (3.10+)
+#   PRESET       notebook preset for `make notebooks` (smoke | full)
+#   LAB_ARGS     extra arguments for `jupyter lab`, e.g. LAB_ARGS="--no-browser --ip 0.0.0.0"
+#   PYTEST_ARGS  extra arguments for pytest, e.g. PYTEST_ARGS="-m 'not slow' -x"
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+VENV        ?= .venv
+TORCH_SPEC  ?= torch==2.13.0
+PRESET      ?= smoke
+LAB_ARGS    ?=
+PYTEST_ARGS ?=
+
+KERNEL      := framepack-lab
+# JupyterLab refuses to start as root (containers, CI images) unless told it is fine
+ROOT_ARGS   := $(if $(filter 0,$(shell id -u)),--allow-root,)
+BIN         := $(abspath $(VENV))/bin
+PIP         := $(BIN)/python -m pip --disable-pip-version-check
+STAMP       := $(VENV)/.installed
+TORCH_STAMP := $(VENV)/.torch-spec
+KERNEL_JSON := $(VENV)/share/jupyter/kernels/$(KERNEL)/kernel.json
+NOTEBOOKS   := $(sort $(wildcard notebooks/*.ipynb))
+
+# .venv remembers the torch spec it was set up with: unless TORCH_SPEC is given (command line or
+# environment), use that one, so `make test` after a CUDA setup does not put the CPU build back.
+ifeq ($(filter command line environment,$(origin TORCH_SPEC)),)
+  RECORDED_TORCH_SPEC := $(shell cat $(TORCH_STAMP) 2>/dev/null)
+  ifneq ($(RECORDED_TORCH_SPEC),)
+    TORCH_SPEC := $(RECORDED_TORCH_SPEC)
+  endif
+endif
+
+# pip -q still prints one harmless "Location ... is ignored" warning per package on machines whose
+# pip config lists local index folders; drop those lines, keep everything else (errors included)
+# and pip's exit status.
+QUIET_PIP   = 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
+
+.PHONY: help setup lab test notebooks strip clean distclean FORCE
+
+help: ## list targets
+	@echo "framepack-lab make targets:"
+	@grep -E '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | \
+	  awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "variables: TORCH_SPEC='$(TORCH_SPEC)' PYTHON=$(PYTHON) PRESET=$(PRESET) (see top of Makefile)"
+
+setup: $(STAMP) $(KERNEL_JSON) ## create .venv: TORCH_SPEC first, then -e .[dev], then the Jupyter kernel
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Rewritten only when TORCH_SPEC differs from the last setup, so the install below reruns
+# exactly when pyproject.toml or the torch spec changed.
+$(TORCH_STAMP): FORCE | $(BIN)/python
+	@if ! echo '$(TORCH_SPEC)' | cmp -s - $@; then \
+	  if [ -f $@ ]; then \
+	    echo "TORCH_SPEC changed ('$$(cat $@)' -> '$(TORCH_SPEC)'): reinstalling torch"; \
+	    $(PIP) uninstall -q -y torch; \
+	  fi; \
+	  echo '$(TORCH_SPEC)' > $@; \
+	fi
+
+$(STAMP): pyproject.toml $(TORCH_STAMP)
+	@echo "installing $(TORCH_SPEC) into $(VENV)"
+	@set -o pipefail; $(PIP) install -q $(TORCH_SPEC) $(QUIET_PIP)
+	@echo "installing framepack-lab (editable) with dev extras"
+	@set -o pipefail; $(PIP) install -q -e '.[dev]' $(QUIET_PIP)
+	@touch $@
+
+$(KERNEL_JSON): $(STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) \
+	  --display-name "Python (framepack-lab)" >/dev/null
+	@echo "Jupyter kernel '$(KERNEL)' registered in $(VENV)"
+
+lab: setup ## open JupyterLab on notebooks/ (kernel: Python (framepack-lab))
+	HF_HUB_OFFLINE=1 $(BIN)/jupyter lab notebooks/ \
+	  --MultiKernelManager.default_kernel_name=$(KERNEL) $(ROOT_ARGS) $(LAB_ARGS)
+
+test: setup ## run the whole test suite, notebook runs included
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+notebooks: setup ## papermill every notebook (PRESET=smoke by default) into build/executed/
+	@mkdir -p build/executed
+	@set -e; for nb in $(notdir $(NOTEBOOKS)); do \
+	  echo "papermill notebooks/$$nb -> build/executed/$$nb (PRESET=$(PRESET))"; \
+	  HF_HUB_OFFLINE=1 $(BIN)/papermill --cwd notebooks -k $(KERNEL) -p PRESET $(PRESET) \
+	    notebooks/$$nb build/executed/$$nb; \
+	done
+
+strip: setup ## strip outputs and execution counts from notebooks/*.ipynb in place
+	$(if $(NOTEBOOKS),$(BIN)/nbstripout --extra-keys "metadata.papermill cell.metadata.papermill" $(NOTEBOOKS),@echo "no notebooks to strip")
+
+clean: ## remove build/ and caches (keeps .venv)
+	rm -rf build .pytest_cache
+	find . -path ./$(VENV) -prune -o -type d \( -name __pycache__ -o -name .ipynb_checkpoints \) \
+	  -prune -exec rm -rf {} +
+
+distclean: clean ## clean, and remove .venv too
+	rm -rf $(VENV)
+
+FORCE:

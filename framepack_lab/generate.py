@@ -1,0 +1,175 @@
+"""Run a sampling plan with a backend: section by section, seeded, with progress and a stop hook.
+
+    backend = load_tiny()
+    result = generate(backend, first_frame, n_frames=64, order="inverted_anti_drifting", seed=0)
+    result.frames  # (T, H, W, 3) float in [0, 1]
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .packing import pack
+from .plan import ORDERS, Plan, Step, make_plan
+from .sampler import dynamic_shift, sample, sigmas
+from .schedule import BASE, Schedule
+
+DEFAULT_ORDER = "inverted_anti_drifting"  # the official FramePack default for image-to-video
+
+
+@dataclass
+class SectionEvent:
+    """What a per-section callback receives after a section lands.
+
+    Attributes:
+        index: 0-based index of the finished step; ``n_steps``: steps in the plan.
+        step: the plan step; ``seconds``: its wall time.
+        latents: the latent buffer ``(1, C, T, h, w)`` (unknown frames are zero).
+        known: sorted frame indices known so far.
+    """
+
+    index: int
+    n_steps: int
+    step: Step
+    seconds: float
+    latents: torch.Tensor
+    known: list[int]
+    _decode: Callable[[torch.Tensor], torch.Tensor] = field(repr=False, default=None)
+
+    def section_frames(self) -> np.ndarray:
+        """Decoded frames of this section: ``(S, H, W, 3)``."""
+        return _to_numpy(self._decode(self.latents[:, :, list(self.step.generated)]))[0]
+
+    def preview(self, fill: float = 0.5) -> np.ndarray:
+        """The whole video so far ``(T, H, W, 3)``; frames not generated yet are flat ``fill``."""
+        frames = _to_numpy(self._decode(self.latents))[0]
+        mask = np.zeros(frames.shape[0], dtype=bool)
+        mask[self.known] = True
+        frames[~mask] = fill
+        return frames
+
+
+@dataclass
+class GenerationResult:
+    """The output of :func:`generate`.
+
+    Attributes:
+        frames: ``(n_frames, H, W, 3)`` float32 in [0, 1] (frame 0 is the decoded first frame).
+        latents: ``(C, n_frames, h, w)``.
+        plan: the plan that ran; ``seed``: the seed used.
+        section_seconds: wall time of each step that ran, in plan order.
+        stopped: True when the stop hook ended generation early (``frames`` then holds grey
+            frames where nothing was generated; see ``known``).
+        known: frame indices that were generated (or given).
+    """
+
+    frames: np.ndarray
+    latents: torch.Tensor
+    plan: Plan
+    seed: int
+    section_seconds: list[float]
+    stopped: bool
+    known: list[int]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(self.section_seconds))
+
+
+def _to_numpy(frames: torch.Tensor) -> np.ndarray:
+    return frames.detach().float().cpu().numpy()
+
+
+def _first_frame_tensor(first_frame) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 or float image -> ``(1, 1, H, W, 3)`` float in [0, 1]."""
+    x = torch.as_tensor(np.asarray(first_frame))
+    if x.ndim != 3 or x.shape[-1] != 3:
+        raise ValueError(f"first_frame must be an (H, W, 3) RGB image, got shape {tuple(x.shape)}")
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    if x.min() < -1e-3 or x.max() > 1 + 1e-3:
+        raise ValueError("first_frame values must be uint8 or floats in [0, 1]")
+    return x.clamp(0, 1)[None, None]
+
+
+def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str | None = None,
+             order: str = DEFAULT_ORDER, steps: int = 20, seed: int = 0,
+             shift: float | None = None, sampler: str = "euler",
+             callback: Callable[[SectionEvent], None] | None = None,
+             stop: Callable[[], bool] | None = None, progress: bool = False,
+             plan: Plan | None = None) -> GenerationResult:
+    """Generate a video from its first frame with a FramePack backend.
+
+    Args:
+        backend: e.g. :func:`framepack_lab.models.tiny.load_tiny`'s result.
+        first_frame: ``(H, W, 3)`` image, uint8 or float in [0, 1].
+        n_frames: latent frames of the result, including the first.
+        schedule: a schedule, name or preset key (default: the order's default).
+        order: one of ``vanilla``, ``anti_drifting``, ``inverted_anti_drifting``, ``f1``.
+        steps: sampler steps per section.
+        seed: seeds the noise of every section (same seed, same video).
+        shift: time shift of the sigma schedule; ``None`` uses the official rule for the
+            section's noisy token count (:func:`framepack_lab.sampler.dynamic_shift`).
+        sampler: ``"euler"`` or ``"heun"``.
+        callback: called with a :class:`SectionEvent` after every section.
+        stop: checked between sections; returning True ends generation early.
+        progress: show a tqdm bar over sections.
+        plan: run this plan instead of building one from ``order``/``schedule``/``n_frames``.
+
+    Returns:
+        A :class:`GenerationResult`.
+    """
+    if order not in ORDERS and plan is None:
+        raise ValueError(f"unknown sampling order {order!r}; choose one of {', '.join(ORDERS)}")
+    x = _first_frame_tensor(first_frame)
+    H, W = x.shape[2:4]
+    h, w = backend.latent_size(H, W)
+    plan = plan or make_plan(order, n_frames, schedule)
+    shift = dynamic_shift(BASE.tokens(plan.schedule.generated, h, w)) if shift is None else float(shift)
+    sched = sigmas(steps, shift)
+
+    first_latent = backend.encode(x)  # (1, C, 1, h, w)
+    C = first_latent.shape[1]
+    video = torch.zeros(1, C, plan.total_frames, h, w, device=first_latent.device)
+    video[:, :, 0] = first_latent[:, :, 0]
+    known = {0}
+    gen = torch.Generator().manual_seed(int(seed))
+    seconds: list[float] = []
+    stopped = False
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(plan.steps), desc=f"{plan.order} sections", unit="section")
+    for step in plan.steps:
+        if stop is not None and stop():
+            stopped = True
+            break
+        t0 = time.perf_counter()
+        context = pack(video, step, backend.kernels)
+        noise = torch.randn((1, C, len(step.generated), h, w), generator=gen).to(video.device)
+        section = sample(lambda xt, s: backend.velocity(xt, s.to(xt.device), context), noise, sched, sampler)
+        video[:, :, list(step.generated)] = section
+        known.update(step.generated)
+        seconds.append(time.perf_counter() - t0)
+        if bar is not None:
+            bar.update(1)
+        if callback is not None:
+            callback(SectionEvent(step.index, len(plan.steps), step, seconds[-1], video, sorted(known), backend.decode))
+    if bar is not None:
+        bar.close()
+
+    video = video[:, :, :plan.n_frames]
+    frames = _to_numpy(backend.decode(video))[0]
+    known_list = sorted(f for f in known if f < plan.n_frames)
+    if stopped:
+        mask = np.zeros(frames.shape[0], dtype=bool)
+        mask[known_list] = True
+        frames[~mask] = 0.5
+    return GenerationResult(frames, video[0].cpu(), plan, int(seed), seconds, stopped, known_list,
+                            {"steps": steps, "sampler": sampler, "shift": shift})

@@ -1,0 +1,155 @@
+"""Per-frame video metrics, the paper's start-end contrast, and ground-truth sprite probes.
+
+Videos are ``(T, H, W, 3)`` float arrays in [0, 1]. Every per-frame metric returns ``(T,)``.
+These are cheap offline stand-ins for the paper's model-based columns, named after what they
+stand in for:
+
+* :func:`clarity` — high-frequency energy (a stand-in for MUSIQ clarity);
+* :func:`colourfulness` — Hasler & Suesstrunk colourfulness;
+* :func:`dynamic` — mean absolute change from the previous frame (for RAFT flow magnitude);
+* :func:`motion_smoothness` — error of predicting a frame as the mean of its neighbours (for the
+  VBench frame-interpolation model);
+* :func:`colour_drift` — distance of colour statistics to the first frame (identity/consistency).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import world
+
+
+def _video(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    if v.ndim != 4 or v.shape[-1] != 3:
+        raise ValueError(f"expected a video of shape (T, H, W, 3), got {v.shape}")
+    return v
+
+
+def start_end_contrast(values, frac: float = 0.15) -> float:
+    """The paper's drift measure (Eq. 4): ``|mean(first frac) - mean(last frac)|`` of a per-frame
+    series; direction-independent. At least one frame is taken at each end."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or len(v) < 2:
+        raise ValueError(f"start_end_contrast needs a per-frame series of length >= 2, got shape {v.shape}")
+    if not 0 < frac <= 0.5:
+        raise ValueError(f"frac must be in (0, 0.5], got {frac}")
+    n = max(1, int(round(frac * len(v))))
+    return float(abs(v[:n].mean() - v[-n:].mean()))
+
+
+def clarity(video) -> np.ndarray:
+    """Mean squared Laplacian of the grey image per frame (sharpness; higher = crisper)."""
+    g = _video(video).mean(-1)
+    lap = 4 * g[:, 1:-1, 1:-1] - g[:, :-2, 1:-1] - g[:, 2:, 1:-1] - g[:, 1:-1, :-2] - g[:, 1:-1, 2:]
+    return (lap**2).mean(axis=(1, 2))
+
+
+def colourfulness(video) -> np.ndarray:
+    """Hasler & Suesstrunk colourfulness per frame (on a 0..1 scale)."""
+    v = _video(video)
+    rg = v[..., 0] - v[..., 1]
+    yb = 0.5 * (v[..., 0] + v[..., 1]) - v[..., 2]
+    std = np.sqrt(rg.std(axis=(1, 2)) ** 2 + yb.std(axis=(1, 2)) ** 2)
+    mean = np.sqrt(rg.mean(axis=(1, 2)) ** 2 + yb.mean(axis=(1, 2)) ** 2)
+    return std + 0.3 * mean
+
+
+def dynamic(video) -> np.ndarray:
+    """Mean absolute change from the previous frame (frame 0 repeats frame 1's value)."""
+    v = _video(video)
+    d = np.abs(np.diff(v, axis=0)).mean(axis=(1, 2, 3))
+    return np.concatenate([d[:1], d]) if len(d) else np.zeros(len(v))
+
+
+def motion_smoothness(video) -> np.ndarray:
+    """Mean absolute error of predicting each inner frame as the average of its neighbours
+    (lower = smoother); the two end frames repeat their neighbour's value."""
+    v = _video(video)
+    if len(v) < 3:
+        return np.zeros(len(v))
+    e = np.abs(v[1:-1] - 0.5 * (v[:-2] + v[2:])).mean(axis=(1, 2, 3))
+    return np.concatenate([e[:1], e, e[-1:]])
+
+
+def colour_stats(video) -> np.ndarray:
+    """Per-frame colour statistics: RGB means and standard deviations, ``(T, 6)``."""
+    v = _video(video)
+    return np.concatenate([v.mean(axis=(1, 2)), v.std(axis=(1, 2))], axis=1)
+
+
+def colour_drift(video, reference=None) -> np.ndarray:
+    """L1 distance of each frame's colour statistics to the reference frame's (default: frame 0)."""
+    s = colour_stats(video)
+    ref = s[0] if reference is None else colour_stats(np.asarray(reference)[None])[0]
+    return np.abs(s - ref).sum(axis=1)
+
+
+PER_FRAME = {
+    "clarity": clarity,
+    "colourfulness": colourfulness,
+    "dynamic": dynamic,
+    "motion_smoothness": motion_smoothness,
+    "colour_drift": colour_drift,
+}
+
+
+# ------------------------------------------------------------------------- sprite probes
+def sprite_survival(video, t: int) -> float:
+    """Fraction of the sprites found in frame 0 that are still found (same colour) at frame ``t``.
+
+    Returns NaN when frame 0 shows no sprite.
+    """
+    v = _video(video)
+    first = world.find_sprites(v[0])
+    if not first:
+        return float("nan")
+    later = world.find_sprites(v[t])
+    return sum(c in later for c in first) / len(first)
+
+
+def sprite_displacements(video, t: int) -> dict[int, float]:
+    """Distance in pixels each sprite (by colour) moved between frame 0 and frame ``t``."""
+    v = _video(video)
+    a, b = world.find_sprites(v[0]), world.find_sprites(v[t])
+    return {c: float(np.hypot(b[c][0] - a[c][0], b[c][1] - a[c][1])) for c in a if c in b}
+
+
+def true_displacements(w: world.World, t: int) -> dict[int, float]:
+    """Ground-truth distance each sprite of world ``w`` moves between frame 0 and frame ``t``."""
+    p = world.sprite_positions(w, [0, t])
+    return {s.colour: float(np.hypot(*(p[1, j] - p[0, j]))) for j, s in enumerate(w.sprites)}
+
+
+# --------------------------------------------------------------------------- drift report
+def per_frame(video, names=None) -> dict[str, np.ndarray]:
+    """``{metric name: (T,) curve}`` for the named per-frame metrics (default: all of ``PER_FRAME``)."""
+    names = list(PER_FRAME) if names is None else list(names)
+    unknown = [n for n in names if n not in PER_FRAME]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {sorted(PER_FRAME)}")
+    return {n: PER_FRAME[n](video) for n in names}
+
+
+def drift_report(video, metrics=None, frac: float = 0.15):
+    """Per-frame curves and the start-end contrast of each metric.
+
+    Args:
+        video: ``(T, H, W, 3)`` in [0, 1].
+        metrics: metric names (default: all of ``PER_FRAME``).
+        frac: the share of frames at each end (the paper's 15%).
+
+    Returns:
+        ``(curves, table)``: ``{name: (T,)}`` and a pandas DataFrame indexed by metric with columns
+        ``start`` (mean of the first ``frac``), ``end`` (mean of the last ``frac``), ``delta``
+        (the start-end contrast).
+    """
+    import pandas as pd
+
+    curves = per_frame(video, metrics)
+    rows = {}
+    for name, c in curves.items():
+        n = max(1, int(round(frac * len(c))))
+        rows[name] = {"start": float(c[:n].mean()), "end": float(c[-n:].mean()),
+                      "delta": start_end_contrast(c, frac)}
+    return curves, pd.DataFrame.from_dict(rows, orient="index")

@@ -1,0 +1,1 @@
+"""Backends: the embedded tiny FramePack (``tiny``) and the HunyuanVideo adapter (``hunyuan``)."""

@@ -1,0 +1,270 @@
+"""The embedded FramePack: a tiny latent DiT that reads top to bottom.
+
+Tokens: the noisy section through its own (1, 2, 2) patch embedding; every packed context group
+through the clean embedding of its kernel (one independent patchify layer per kernel, k1 .. k8;
+bigger rates are average-pooled first by the packer). Each token gets 3D RoPE phases, pooled per
+kernel (see :mod:`framepack_lab.rope`). Full attention over context and noisy tokens; adaLN-zero
+modulation by the flow time; the model predicts the clean section x0, and :class:`TinyBackend`
+turns that into the velocity the sampler integrates (``v = (x_t - x0) / sigma``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..packing import PackedContext, check_latent_size
+from ..rope import apply_rope
+from ..schedule import BASE, Kernel
+from .autoencoder import TinyAutoencoder
+
+
+@dataclass
+class TinyConfig:
+    """Sizes of the tiny DiT and its autoencoder."""
+
+    latent_channels: int = 4
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    rope_axes: tuple[int, int, int] = (8, 12, 12)  # channels per head for (t, y, x); sum = width/heads
+    rope_theta: float = 256.0
+    kernels: tuple[int, ...] = (1, 2, 4, 8)  # kN embeddings the model owns
+    ae_width: int = 32
+    frame_size: int = 64
+
+    def __post_init__(self):
+        self.rope_axes = tuple(self.rope_axes)
+        self.kernels = tuple(self.kernels)
+        if sum(self.rope_axes) != self.width // self.heads:
+            raise ValueError(f"rope_axes {self.rope_axes} must sum to the head dim {self.width // self.heads}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TinyConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def timestep_embedding(sigma: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal features of the flow time ``sigma`` in [0, 1]: ``(B,)`` -> ``(B, dim)``."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+    args = (sigma.float() * 1000.0)[:, None] * freqs[None]
+    return torch.cat([args.cos(), args.sin()], dim=-1)
+
+
+class Block(nn.Module):
+    """A DiT block: adaLN-zero modulated attention (with RoPE) and MLP."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.q_norm = nn.RMSNorm(width // heads, eps=1e-6)
+        self.k_norm = nn.RMSNorm(width // heads, eps=1e-6)
+        self.proj = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(approximate="tanh"), nn.Linear(4 * width, width))
+        self.ada = nn.Linear(width, 6 * width)
+        nn.init.zeros_(self.ada.weight)
+        nn.init.zeros_(self.ada.bias)
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """``x (B, N, width)``, ``temb (B, width)``, ``cos/sin (N, head_dim)`` -> ``(B, N, width)``."""
+        B, N, W = x.shape
+        s1, b1, g1, s2, b2, g2 = self.ada(F.silu(temb))[:, None].chunk(6, dim=-1)
+        h = self.norm1(x) * (1 + s1) + b1
+        q, k, v = self.qkv(h).view(B, N, 3, self.heads, W // self.heads).permute(2, 0, 3, 1, 4)
+        q, k = apply_rope(self.q_norm(q), cos, sin), apply_rope(self.k_norm(k), cos, sin)
+        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, N, W)
+        x = x + g1 * self.proj(a)
+        h = self.norm2(x) * (1 + s2) + b2
+        return x + g2 * self.mlp(h)
+
+
+class TinyFramePack(nn.Module):
+    """The tiny FramePack DiT. ``forward(x_t, sigma, context) -> x0`` on latents ``(B, C, S, h, w)``."""
+
+    def __init__(self, config: TinyConfig | None = None):
+        super().__init__()
+        self.config = c = config or TinyConfig()
+        self.kernels = tuple(Kernel.k(n) for n in c.kernels)
+        self.embed_noisy = nn.Conv3d(c.latent_channels, c.width, BASE.size, stride=BASE.size)
+        self.embed_clean = nn.ModuleDict({
+            k.name: nn.Conv3d(c.latent_channels, c.width, k.size, stride=k.size) for k in self.kernels
+        })
+        self.time_mlp = nn.Sequential(nn.Linear(c.width, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
+        self.blocks = nn.ModuleList(Block(c.width, c.heads) for _ in range(c.depth))
+        self.norm_out = nn.LayerNorm(c.width, elementwise_affine=False, eps=1e-6)
+        self.ada_out = nn.Linear(c.width, 2 * c.width)
+        self.out = nn.Linear(c.width, c.latent_channels * 4)
+        for m in (self.ada_out, self.out):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+        self._init_clean_from_base()
+
+    @torch.no_grad()
+    def _init_clean_from_base(self) -> None:
+        """Official initialisation: big kernels start as the k1 weights tiled and divided by the
+        tile count, so ``embed_kN(x) == embed_k1(avg_pool(x, ratio))`` at init."""
+        base = self.embed_clean[BASE.name]
+        for k in self.kernels:
+            conv = self.embed_clean[k.name]
+            tiles = k.ratio[0] * k.ratio[1] * k.ratio[2]
+            # each k1 tap spreads over an N x N x N block (einops '(h hk)'), not a tiling of the kernel
+            w = base.weight
+            for dim, r in zip((2, 3, 4), k.ratio):
+                w = w.repeat_interleave(r, dim=dim)
+            conv.weight.copy_(w / tiles)
+            conv.bias.copy_(base.bias)
+
+    def _rope(self, context: PackedContext, mode: str = "average", time_offset: bool = True):
+        key = ("tiny", self.config.rope_axes, self.config.rope_theta, mode, time_offset)
+        cache = context.__dict__.setdefault("_rope_cache", {})
+        if key not in cache:
+            axes, theta = self.config.rope_axes, self.config.rope_theta
+            cc, cs = context.context_phases(axes, theta, mode, time_offset)
+            nc, ns = context.noisy_phases(axes, theta)
+            cache[key] = (torch.cat([cc, nc]), torch.cat([cs, ns]))
+        return cache[key]
+
+    def forward(self, x_t: torch.Tensor, sigma: torch.Tensor, context: PackedContext,
+                rope_mode: str = "average", rope_time_offset: bool = True) -> torch.Tensor:
+        """Predict the clean section.
+
+        Args:
+            x_t: noisy section ``(B, C, S, h, w)``.
+            sigma: flow time ``(B,)`` in [0, 1] (1 = pure noise).
+            context: the packed context of the step (latents per group ``(B, C, t, h', w')``).
+            rope_mode, rope_time_offset: RoPE alignment ablations (see ``PackedGroup.phases``).
+
+        Returns:
+            x0 prediction ``(B, C, S, h, w)``.
+        """
+        B, C, S, h, w = x_t.shape
+        noisy = self.embed_noisy(x_t).flatten(2).transpose(1, 2)  # (B, S*h/2*w/2, width)
+        parts = [self.embed_clean[g.embed_kernel.name](g.latents).flatten(2).transpose(1, 2) for g in context.groups]
+        x = torch.cat(parts + [noisy], dim=1)
+        cos, sin = self._rope(context, rope_mode, rope_time_offset)
+        cos, sin = cos.to(x.device), sin.to(x.device)
+        temb = self.time_mlp(timestep_embedding(sigma, self.config.width).to(x.device))
+        for block in self.blocks:
+            x = block(x, temb, cos, sin)
+        x = x[:, -noisy.shape[1]:]
+        shift, scale = self.ada_out(F.silu(temb))[:, None].chunk(2, dim=-1)
+        x = self.out(self.norm_out(x) * (1 + scale) + shift)  # (B, S*h/2*w/2, C*4)
+        x = x.view(B, S, h // 2, w // 2, C, 2, 2).permute(0, 4, 1, 2, 5, 3, 6)
+        return x.reshape(B, C, S, h, w)
+
+
+# ----------------------------------------------------------------------------------- backend
+@dataclass
+class TinyBackend:
+    """The embedded backend: autoencoder latents and the tiny DiT.
+
+    Implements the backend protocol: ``encode``, ``decode``, ``velocity``, ``kernels``,
+    ``latent_channels``, ``latent_size``.
+    """
+
+    model: TinyFramePack
+    autoencoder: TinyAutoencoder
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    rope_mode: str = "average"
+    rope_time_offset: bool = True
+    name: str = "tiny"
+
+    @property
+    def kernels(self) -> frozenset[Kernel]:
+        return frozenset(self.model.kernels)
+
+    @property
+    def latent_channels(self) -> int:
+        return self.model.config.latent_channels
+
+    def latent_size(self, height: int, width: int) -> tuple[int, int]:
+        """Latent ``(h, w)`` of a ``height x width`` frame; frames must be multiples of 8 pixels."""
+        f = TinyAutoencoder.factor
+        if height % (2 * f) or width % (2 * f) or height < 2 * f or width < 2 * f:
+            raise ValueError(f"frame size {height}x{width}: the tiny model needs height and width that are "
+                             f"positive multiples of {2 * f} pixels (the autoencoder downsamples by {f} and "
+                             "the base patch kernel needs an even latent size); e.g. 64x64")
+        return height // f, width // f
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames ``(B, T, H, W, 3)`` in [0, 1] -> latents ``(B, C, T, H/4, W/4)``."""
+        self.latent_size(frames.shape[2], frames.shape[3])
+        return self.autoencoder.encode(frames.to(self.device, torch.float32))
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents ``(B, C, T, h, w)`` -> frames ``(B, T, 4h, 4w, 3)`` in [0, 1]."""
+        return self.autoencoder.decode(latents.to(self.device))
+
+    @torch.no_grad()
+    def x0(self, x_t: torch.Tensor, sigma: torch.Tensor, context: PackedContext) -> torch.Tensor:
+        return self.model(x_t, sigma, context, self.rope_mode, self.rope_time_offset)
+
+    @torch.no_grad()
+    def velocity(self, x_t: torch.Tensor, sigma: torch.Tensor, context: PackedContext, cond=None) -> torch.Tensor:
+        """Flow velocity ``v = eps - x0 = (x_t - x0) / sigma`` for ``x_t (B, C, S, h, w)``, ``sigma (B,)``."""
+        x0 = self.x0(x_t, sigma, context)
+        return (x_t - x0) / sigma.clamp_min(1e-4).view(-1, 1, 1, 1, 1)
+
+
+# -------------------------------------------------------------------------------- save / load
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+def save_tiny(path: str | Path, model: TinyFramePack, autoencoder: TinyAutoencoder, extra: dict | None = None) -> None:
+    """Write ``model.safetensors`` (DiT + autoencoder, float32... stored as fp16) and ``config.json``."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {f"dit.{k}": v.detach().half().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"ae.{k}": v.detach().float().contiguous() if "latent_" in k else v.detach().half().contiguous()
+                    for k, v in autoencoder.state_dict().items()})
+    tmp = path / "model.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(path / "model.safetensors")
+    (path / "config.json").write_text(json.dumps({"model": json.loads(model.config.to_json()), **(extra or {})}, indent=2))
+
+
+def load_tiny(path: str | Path | None = None, device: str | torch.device = "cpu") -> TinyBackend:
+    """Load the shipped tiny FramePack (or one saved by ``save_tiny``) as a ready backend.
+
+    Args:
+        path: a folder with ``model.safetensors`` and ``config.json``; default: the shipped one.
+        device: ``"cpu"`` or ``"cuda"``.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path) if path is not None else ASSETS / "tiny"
+    weights, cfg_file = path / "model.safetensors", path / "config.json"
+    if not weights.exists() or not cfg_file.exists():
+        raise FileNotFoundError(
+            f"no tiny FramePack checkpoint in {path} (need model.safetensors and config.json); the "
+            "package ships one in framepack_lab/assets/tiny, or train one: python -m framepack_lab.train")
+    device = _check_device(device)
+    config = TinyConfig.from_dict(json.loads(cfg_file.read_text())["model"])
+    state = load_file(str(weights))
+    model, ae = TinyFramePack(config), TinyAutoencoder(config.latent_channels, config.ae_width)
+    model.load_state_dict({k[4:]: v.float() for k, v in state.items() if k.startswith("dit.")})
+    ae.load_state_dict({k[3:]: v.float() for k, v in state.items() if k.startswith("ae.")})
+    return TinyBackend(model.eval().to(device), ae.eval().to(device), device)
+
+
+def _check_device(device: str | torch.device) -> torch.device:
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but this machine has no CUDA GPU (torch.cuda.is_available() "
+                         "is False); use device='cpu', or install a CUDA build of torch on a GPU machine")
+    return device

@@ -1,0 +1,341 @@
+"""Train the embedded tiny FramePack: ``python -m framepack_lab.train --config CONFIG --out DIR``.
+
+Two stages, one config, one seed:
+
+1. **autoencoder** on random world frames (MSE), then a *latent bank*: held-in world videos
+   encoded once, and the per-channel latent statistics used to normalise them;
+2. **DiT** by flow matching with x0 prediction. Every batch draws a sampling order, a schedule
+   (from the presets the notebooks offer, with random tail options), a video length and one step
+   of that plan, so one checkpoint serves every schedule, tail option and order. The loss is the
+   x0 error weighted by ``1 / (sigma^2 + 0.1)``; context latents get a little noise so the model
+   tolerates its own imperfect history. AdamW, warm-up + cosine, EMA.
+
+Checkpoints (``DIR/state.safetensors`` + ``DIR/state.json``) are written every
+``checkpoint_every`` steps and on exit; ``--resume`` continues from them. The EMA weights are
+exported to ``DIR/tiny/`` (``load_tiny(DIR / "tiny")``) with a training record.
+The same code runs on CPU and CUDA (``--device cuda``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import world
+from .models.autoencoder import TinyAutoencoder
+from .models.tiny import TinyConfig, TinyFramePack, _check_device, save_tiny
+from .packing import pack
+from .plan import make_plan
+from .schedule import PRESETS, parse
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "assets" / "tiny_train.json"
+
+# (order, schedule) pairs the model learns; the notebooks offer these (and their tail variants)
+TRAIN_MIX = [
+    ("inverted_anti_drifting", "f1k1_x_g4_f2k1f4k2f16k4_td", 4.0),
+    ("inverted_anti_drifting", "f1k1_x_g4_f1k1f2k2f16k4_td", 1.0),
+    ("vanilla", "td_f16k4f4k2f2k1_g4", 3.0),
+    ("vanilla", "td_f16k4f4k2f1k1_g4", 1.0),
+    ("vanilla", PRESETS["geometric"].name, 1.0),
+    ("vanilla", PRESETS["level_duplication"].name, 1.0),
+    ("vanilla", PRESETS["symmetric"].name, 1.0),
+    ("f1", "f1k1_x_f16k4f4k2f2k1_g4", 2.0),
+    ("anti_drifting", "td_f16k4f4k2f2k1_g4_x_f1k1", 2.0),
+]
+SECTION_LENGTHS = [(4, 0.85), (2, 0.03), (3, 0.03), (6, 0.03), (8, 0.03), (9, 0.03)]
+
+
+def load_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"training config {path} not found; the shipped one is {DEFAULT_CONFIG}")
+    return json.loads(path.read_text())
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _world_frames(rng: np.random.Generator, n: int) -> torch.Tensor:
+    """``n`` random training-world frames ``(n, 3, 64, 64)``."""
+    seeds = rng.integers(world.TRAIN_SEEDS.start, world.TRAIN_SEEDS.stop, size=n)
+    times = rng.integers(0, 400, size=n)
+    frames = np.stack([world.render(world.make_world(int(s)), [int(t)])[0] for s, t in zip(seeds, times)])
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB of images in [0, 1]."""
+    mse = F.mse_loss(a.clamp(0, 1), b.clamp(0, 1)).item()
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+# ----------------------------------------------------------------------------- autoencoder
+def train_autoencoder(cfg: dict, device: torch.device, log, progress: bool = True) -> tuple[TinyAutoencoder, dict]:
+    """Stage 1. Returns the autoencoder and a record (steps, seconds, held-out PSNR)."""
+    from tqdm.auto import tqdm
+
+    mc, ac = TinyConfig.from_dict(cfg["model"]), cfg["ae"]
+    rng = np.random.default_rng(cfg["seed"])
+    ae = TinyAutoencoder(mc.latent_channels, mc.ae_width).to(device)
+    opt = torch.optim.AdamW(ae.parameters(), lr=ac["lr"], weight_decay=0.0)
+    steps = ac["steps"]
+    t0 = time.time()
+    for step in tqdm(range(steps), desc="autoencoder", disable=not progress):
+        lr = ac["lr"] * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = _world_frames(rng, ac["batch"]).to(device)
+        z = ae.encode_images(x)
+        z_noisy = z + ac["latent_noise"] * z.detach().std() * torch.randn_like(z)  # robust decoder
+        rec = ae.decode_images(z_noisy)
+        loss = F.mse_loss(rec, x) + 0.5 * F.l1_loss(rec, x) + 1e-4 * z.pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0 or step == steps - 1:
+            log({"stage": "ae", "step": step, "loss": loss.item()})
+    seconds = time.time() - t0
+    ae.eval()
+    heldout = held_out_psnr(ae, device)
+    log({"stage": "ae", "done": True, "seconds": seconds, "heldout_psnr": heldout})
+    return ae, {"steps": steps, "seconds": round(seconds, 1), "heldout_psnr_db": round(heldout, 2)}
+
+
+@torch.no_grad()
+def held_out_psnr(ae: TinyAutoencoder, device, n_videos: int = 16, n_frames: int = 8) -> float:
+    """Reconstruction PSNR (dB) on frames of held-out worlds."""
+    seeds = list(world.HELDOUT_SEEDS)[:n_videos]
+    x = world.batch(seeds, n_frames).reshape(-1, 3, 64, 64).to(device)
+    return psnr(ae.decode_images(ae.encode_images(x)), x)
+
+
+@torch.no_grad()
+def build_latent_bank(ae: TinyAutoencoder, cfg: dict, device, progress: bool = True) -> torch.Tensor:
+    """Encode training videos once: ``(N, C, F, 16, 16)`` float16, normalised (sets AE stats)."""
+    from tqdm.auto import tqdm
+
+    dc = cfg["data"]
+    rng = np.random.default_rng(cfg["seed"] + 1)
+    seeds = rng.choice(world.TRAIN_SEEDS.stop, size=dc["videos"], replace=False)
+    chunks = []
+    for s in tqdm(seeds, desc="latent bank", disable=not progress):
+        frames = torch.from_numpy(world.video(int(s), dc["frames"], start=int(rng.integers(0, 300))))
+        z = ae.encode_images(frames.permute(0, 3, 1, 2).to(device))  # (F, C, h, w)
+        chunks.append(z.permute(1, 0, 2, 3).half().cpu())
+    bank = torch.stack(chunks)  # (N, C, F, h, w)
+    mean = bank.float().mean(dim=(0, 2, 3, 4))
+    std = bank.float().std(dim=(0, 2, 3, 4))
+    ae.latent_mean.copy_(mean.to(device))
+    ae.latent_std.copy_(std.to(device))
+    return ((bank.float() - mean[None, :, None, None, None]) / std[None, :, None, None, None]).half()
+
+
+# ------------------------------------------------------------------------------------ DiT
+def _pick(rng: random.Random, items):
+    return rng.choices([i[:-1] if len(i) > 2 else i[0] for i in items], weights=[i[-1] for i in items])[0]
+
+
+def sample_task(rng: random.Random, max_frames: int):
+    """Draw (order, schedule, plan step) for one batch."""
+    order, name = _pick(rng, TRAIN_MIX)
+    sched = parse(name)
+    S = _pick(rng, SECTION_LENGTHS)
+    tail = sched.tail
+    if tail is not None and rng.random() < 0.3:
+        tail = rng.choice(["ta", "tc"])
+    sched = dataclasses.replace(sched, generated=S, tail=tail)
+    n_frames = rng.randint(S + 1, max_frames - S)
+    plan = make_plan(order, n_frames, sched)
+    step = rng.choice(plan.steps)
+    return order, sched, plan, step
+
+
+def _lr(step: int, dc: dict) -> float:
+    warm = min(1.0, (step + 1) / dc["warmup"])
+    return dc["lr"] * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step, dc["steps"]) / dc["steps"])))
+
+
+def training_loss(model: TinyFramePack, bank: torch.Tensor, task, dc: dict, gen: torch.Generator,
+                  rng: random.Random, device) -> torch.Tensor:
+    """Flow-matching loss of one batch drawn from the latent bank for one plan step."""
+    _, sched, plan, step = task
+    B, F_ = dc["batch"], bank.shape[2]
+    idx = torch.randint(0, bank.shape[0], (B,), generator=gen)
+    start = rng.randint(0, F_ - plan.total_frames)
+    video = bank[idx, :, start:start + plan.total_frames].float().to(device)  # (B, C, T, h, w)
+    x0 = video[:, :, list(step.generated)]
+    history = video
+    if rng.random() < dc["context_noise_prob"]:
+        level = torch.rand(B, 1, 1, 1, 1, generator=gen).to(device) * dc["context_noise"]
+        history = video + level * torch.randn(video.shape, generator=gen).to(device)
+    context = pack(history, step, model.kernels)
+    u = torch.rand(B, generator=gen)
+    shift = dc["train_shift"]
+    sigma = (shift * u / (1 + (shift - 1) * u)).to(device)
+    eps = torch.randn(x0.shape, generator=gen).to(device)
+    s = sigma.view(-1, 1, 1, 1, 1)
+    x_t = (1 - s) * x0 + s * eps
+    pred = model(x_t, sigma, context)
+    weight = 1.0 / (s**2 + 0.1)
+    return (weight * (pred - x0) ** 2).mean()
+
+
+def _save_state(out: Path, model, ema, opt, step: int, record: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v.detach().contiguous() for k, v in ema.state_dict().items()})
+    names = {p: n for n, p in model.named_parameters()}
+    for p, st in opt.state.items():
+        for key in ("exp_avg", "exp_avg_sq"):
+            tensors[f"opt.{names[p]}.{key}"] = st[key].contiguous()
+    tmp = out / "state.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(out / "state.safetensors")
+    (out / "state.json").write_text(json.dumps({"step": step, "record": record}, indent=2))
+
+
+def _load_state(out: Path, model, ema, opt) -> tuple[int, dict]:
+    from safetensors.torch import load_file
+
+    t = load_file(str(out / "state.safetensors"))
+    meta = json.loads((out / "state.json").read_text())
+    model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+    ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
+    step = meta["step"]
+    for n, p in model.named_parameters():
+        if f"opt.{n}.exp_avg" in t:
+            opt.state[p] = {"step": torch.tensor(float(step)), "exp_avg": t[f"opt.{n}.exp_avg"],
+                            "exp_avg_sq": t[f"opt.{n}.exp_avg_sq"]}
+    return step, meta["record"]
+
+
+def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False, steps: int | None = None,
+          progress: bool = True) -> Path:
+    """Run both stages; returns the exported checkpoint folder ``out/tiny``."""
+    from tqdm.auto import tqdm
+
+    device = _check_device(device)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _seed_all(cfg["seed"])
+    logf = open(out / "log.jsonl", "a")
+
+    def log(d):
+        logf.write(json.dumps(d) + "\n")
+        logf.flush()
+
+    dc = dict(cfg["dit"])
+    if steps is not None:
+        dc["steps"] = steps
+    mc = TinyConfig.from_dict(cfg["model"])
+
+    # stage 1: autoencoder (reused when resuming)
+    ae_file = out / "autoencoder.safetensors"
+    from safetensors.torch import load_file, save_file
+    if resume and ae_file.exists():
+        ae = TinyAutoencoder(mc.latent_channels, mc.ae_width).to(device)
+        ae.load_state_dict(load_file(str(ae_file)))
+        ae_record = json.loads((out / "autoencoder.json").read_text())
+    else:
+        ae, ae_record = train_autoencoder(cfg, device, log, progress)
+        save_file({k: v.contiguous() for k, v in ae.state_dict().items()}, str(ae_file))
+        (out / "autoencoder.json").write_text(json.dumps(ae_record))
+    ae.eval()
+    for p in ae.parameters():
+        p.requires_grad_(False)
+    t_bank = time.time()
+    bank = build_latent_bank(ae, cfg, device, progress)
+    ae_record["bank_seconds"] = round(time.time() - t_bank, 1)
+
+    # stage 2: DiT
+    model = TinyFramePack(mc).to(device)
+    ema = TinyFramePack(mc).to(device)
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=dc["lr"], weight_decay=dc["weight_decay"], betas=(0.9, 0.99))
+    start, record = 0, {"dit_seconds": 0.0, "losses": []}
+    if resume and (out / "state.safetensors").exists():
+        start, record = _load_state(out, model, ema, opt)
+    rng = random.Random(cfg["seed"] + start)
+    gen = torch.Generator().manual_seed(cfg["seed"] + start)
+    n_params = sum(p.numel() for p in model.parameters())
+    log({"stage": "dit", "params": n_params, "start": start})
+
+    def export(step):
+        rec = {"training_record": {
+            "steps": step, "batch": dc["batch"], "dit_seconds": round(record["dit_seconds"], 1),
+            "dit_params": n_params, "final_loss_ema": record["losses"][-1] if record["losses"] else None,
+            "autoencoder": ae_record, "device": str(device), "torch": torch.__version__,
+            "hardware": f"{platform.machine()} {os.cpu_count()} cores" if device.type == "cpu" else torch.cuda.get_device_name(),
+            "threads": torch.get_num_threads(), "config": cfg}}
+        save_tiny(out / "tiny", ema, ae, rec)
+
+    loss_avg, t_last = None, time.time()
+    bar = tqdm(range(start, dc["steps"]), desc="dit", disable=not progress, initial=start, total=dc["steps"])
+    step = start
+    try:
+        for step in bar:
+            for g in opt.param_groups:
+                g["lr"] = _lr(step, dc)
+            task = sample_task(rng, bank.shape[2])
+            loss = training_loss(model, bank, task, dc, gen, rng, device)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            with torch.no_grad():
+                decay = min(dc["ema"], (1 + step) / (10 + step))
+                for pe, pm in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(pm, 1 - decay)
+            loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+            now = time.time()
+            record["dit_seconds"] += now - t_last
+            t_last = now
+            bar.set_postfix(loss=f"{loss_avg:.4f}")
+            if step % 25 == 0:
+                log({"stage": "dit", "step": step, "loss": loss.item(), "loss_ema": loss_avg, "order": task[0],
+                     "schedule": task[1].name, "seconds": round(record["dit_seconds"], 1)})
+            if (step + 1) % cfg["checkpoint_every"] == 0:
+                record["losses"].append(round(loss_avg, 5))
+                _save_state(out, model, ema, opt, step + 1, record)
+                export(step + 1)
+        step = dc["steps"]
+    finally:
+        if loss_avg is not None:
+            record["losses"].append(round(loss_avg, 5))
+        _save_state(out, model, ema, opt, step, record)
+        export(step)
+        logf.close()
+    return out / "tiny"
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="training config JSON (default: the shipped one)")
+    p.add_argument("--out", default="runs/tiny", help="output folder (checkpoints, log.jsonl, tiny/)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--steps", type=int, default=None, help="override the DiT steps of the config")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/state.safetensors")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    path = train(load_config(a.config), a.out, a.device, a.resume, a.steps, not a.no_progress)
+    print(f"exported {path}")
+
+
+if __name__ == "__main__":
+    main()

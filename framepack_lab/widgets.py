@@ -1,0 +1,150 @@
+"""ipywidgets panels that wire the library together (no logic of their own beyond wiring).
+
+:class:`GeneratePanel`: pick a world, an order, a schedule and a seed, press **Generate**, watch
+each section land (progress bar and a live filmstrip), press **Stop** to end between sections.
+In JupyterLab a click runs generation on a worker thread so Stop can be clicked; headless runs
+(papermill) call :meth:`GeneratePanel.run` directly, which blocks until the video is done.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import numpy as np
+
+from . import world
+from .generate import DEFAULT_ORDER, GenerationResult, SectionEvent, generate
+from .plan import ORDERS, make_plan
+
+
+def filmstrip(frames: np.ndarray, every: int = 4, columns: int = 16) -> np.ndarray:
+    """Tile every ``every``-th frame of ``(T, H, W, 3)`` into a grid image ``(rows*H, columns*W, 3)``."""
+    picked = np.asarray(frames)[::every]
+    n, H, W, _ = picked.shape
+    rows = -(-n // columns)
+    canvas = np.ones((rows * H, min(n, columns) * W, 3), dtype=np.float32)
+    for i, f in enumerate(picked):
+        r, c = divmod(i, columns)
+        canvas[r * H:(r + 1) * H, c * W:(c + 1) * W] = f
+    return canvas
+
+
+def png_bytes(image: np.ndarray, scale: int = 2) -> bytes:
+    """PNG bytes of an ``(H, W, 3)`` float image in [0, 1], upscaled by ``scale`` (nearest)."""
+    import mediapy
+
+    img = np.repeat(np.repeat(np.clip(image, 0, 1), scale, axis=0), scale, axis=1)
+    return mediapy.compress_image((img * 255).astype(np.uint8), fmt="png")
+
+
+class GeneratePanel:
+    """A Generate / Stop panel for any backend.
+
+    Args:
+        backend: e.g. ``load_tiny()``.
+        world_seed: held-out world whose first frame starts the video (``first_frame`` overrides).
+        first_frame: optional ``(H, W, 3)`` image; when given, the world seed box is ignored.
+        on_result: called with the :class:`GenerationResult` after each finished run.
+        background: run clicks on a worker thread (True in JupyterLab; tests pass False).
+    """
+
+    def __init__(self, backend, world_seed: int = world.HELDOUT_SEEDS.start, order: str = DEFAULT_ORDER,
+                 n_frames: int = 64, steps: int = 20, seed: int = 0, schedule: str = "",
+                 first_frame: np.ndarray | None = None,
+                 on_result: Callable[[GenerationResult], None] | None = None, background: bool = True):
+        import ipywidgets as w
+
+        self.backend, self.first_frame, self.on_result, self.background = backend, first_frame, on_result, background
+        self.world_seed = w.BoundedIntText(value=world_seed, min=0, max=2**31 - 1, description="world")
+        self.order = w.Dropdown(options=list(ORDERS), value=order, description="order")
+        self.schedule = w.Text(value=schedule, placeholder="default for the order", description="schedule")
+        self.n_frames = w.IntSlider(value=n_frames, min=5, max=160, step=1, description="frames")
+        self.steps = w.IntSlider(value=steps, min=2, max=50, description="steps")
+        self.seed = w.IntText(value=seed, description="seed")
+        self.generate_button = w.Button(description="Generate", button_style="primary", icon="play")
+        self.stop_button = w.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
+        self.progress = w.IntProgress(value=0, min=0, max=1, description="sections")
+        self.status = w.HTML(value="")
+        self.strip = w.Image(format="png")
+        self.output = w.Output()
+        self.result: GenerationResult | None = None
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.generate_button.on_click(lambda _: self._clicked())
+        self.stop_button.on_click(lambda _: self._stop.set())
+        self.widget = w.VBox([
+            w.HBox([self.world_seed, self.order, self.schedule]),
+            w.HBox([self.n_frames, self.steps, self.seed]),
+            w.HBox([self.generate_button, self.stop_button, self.progress, self.status]),
+            self.strip, self.output,
+        ])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    # ------------------------------------------------------------------------- actions
+    def _clicked(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        if self.background:
+            self._thread = threading.Thread(target=self.run, daemon=True)
+            self._thread.start()
+        else:
+            self.run()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until a background run has finished."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _first(self) -> np.ndarray:
+        if self.first_frame is not None:
+            return np.asarray(self.first_frame)
+        return world.video(int(self.world_seed.value), 1)[0]
+
+    def _on_section(self, event: SectionEvent) -> None:
+        self.progress.value = event.index + 1
+        frames = event.preview()
+        self.strip.value = png_bytes(filmstrip(frames[: self.n_frames.value]), scale=1)
+        lo, hi = event.step.generated[0], event.step.generated[-1]
+        self.status.value = (f"section {event.index + 1}/{event.n_steps}: frames {lo}-{hi} "
+                             f"in {event.seconds:.2f} s")
+
+    def run(self) -> GenerationResult | None:
+        """Generate with the current widget values (blocking); returns the result, or None on
+        bad input (the error is shown in the panel and kept in ``self.error``)."""
+        from IPython.display import display
+
+        from .media import show_video
+
+        self._stop.clear()
+        self.error = None
+        self.generate_button.disabled, self.stop_button.disabled = True, False
+        try:
+            plan = make_plan(self.order.value, int(self.n_frames.value), self.schedule.value.strip() or None)
+            self.progress.max, self.progress.value = len(plan.steps), 0
+            self.status.value = f"{len(plan.steps)} sections of {plan.schedule.generated} frames: {plan.schedule.name}"
+            result = generate(self.backend, self._first(), plan=plan, steps=int(self.steps.value),
+                              seed=int(self.seed.value), callback=self._on_section, stop=self._stop.is_set)
+        except (ValueError, FileNotFoundError) as e:
+            self.error = str(e)
+            self.status.value = f"<span style='color:#b00'>error: {e}</span>"
+            return None
+        finally:
+            self.generate_button.disabled, self.stop_button.disabled = False, True
+        self.result = result
+        word = "stopped after" if result.stopped else "done:"
+        self.status.value = (f"{word} {len(result.section_seconds)}/{len(plan.steps)} sections, "
+                             f"{result.seconds:.1f} s ({plan.order}, {plan.schedule.name})")
+        self.strip.value = png_bytes(filmstrip(result.frames), scale=1)
+        with self.output:
+            self.output.clear_output()
+            show_video(result.frames, fps=12, height=192)
+        if self.on_result is not None:
+            with self.output:
+                self.on_result(result)
+        return result

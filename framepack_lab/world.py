@@ -1,0 +1,174 @@
+"""Procedural videos with known ground truth: training data, and probes for drift and forgetting.
+
+A *world* is drawn from a seed: a muted, low-frequency background that may pan slowly, and one to
+three sprites (circle, square, diamond) in saturated colours that move in straight lines and
+bounce off the frame's edges. Any frame time renders directly (positions are a closed-form
+triangle wave), so a training batch never simulates from frame 0.
+
+Every sprite of one world has a distinct palette colour, far from any background colour, so
+:func:`find_sprites` can recover sprites from a frame (real or generated) by colour alone.
+
+Seed ranges (disjoint): training uses ``TRAIN_SEEDS`` (0 .. 999,999); evaluation and the
+notebooks' examples use ``HELDOUT_SEEDS`` (1,000,000 .. 1,009,999).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+TRAIN_SEEDS = range(0, 1_000_000)
+HELDOUT_SEEDS = range(1_000_000, 1_010_000)
+
+SIZE = 64
+PALETTE = np.array([
+    [0.95, 0.12, 0.12],  # red
+    [0.10, 0.80, 0.15],  # green
+    [0.15, 0.30, 0.98],  # blue
+    [0.98, 0.88, 0.05],  # yellow
+    [0.92, 0.10, 0.88],  # magenta
+    [0.05, 0.85, 0.92],  # cyan
+], dtype=np.float32)
+PALETTE_NAMES = ("red", "green", "blue", "yellow", "magenta", "cyan")
+SHAPES = ("circle", "square", "diamond")
+
+
+@dataclass(frozen=True)
+class Sprite:
+    shape: str
+    colour: int  # index into PALETTE
+    radius: float
+    y0: float
+    x0: float
+    vy: float  # pixels per frame
+    vx: float
+
+
+@dataclass(frozen=True)
+class World:
+    """Everything needed to render any frame of one procedural video."""
+
+    seed: int
+    size: int
+    base: tuple[float, float, float]  # muted background colour
+    waves: tuple[tuple[float, float, float, float, float, float, float, float], ...]
+    # each wave: (fy, fx, phase, amp_r, amp_g, amp_b, pan_y, pan_x)
+    sprites: tuple[Sprite, ...]
+
+
+def make_world(seed: int, size: int = SIZE) -> World:
+    """Draw a world from ``seed`` (deterministic)."""
+    rng = np.random.default_rng(seed)
+    hue = rng.uniform(0, 1)
+    sat = rng.uniform(0.05, 0.25)
+    val = rng.uniform(0.35, 0.6)
+    base = _hsv_to_rgb(hue, sat, val)
+    pan = rng.uniform(-0.4, 0.4, size=2) * (rng.uniform() < 0.5)  # half the worlds pan
+    waves = []
+    for _ in range(3):
+        fy, fx = rng.uniform(-2.5, 2.5, size=2) / size
+        amp = rng.uniform(0.03, 0.08) * (1 + rng.uniform(-0.5, 0.5, size=3))
+        waves.append((float(fy), float(fx), float(rng.uniform(0, 2 * math.pi)), *map(float, amp),
+                      float(pan[0]), float(pan[1])))
+    n = int(rng.integers(1, 4))
+    colours = rng.choice(len(PALETTE), size=n, replace=False)
+    sprites = []
+    for c in colours:
+        r = float(rng.uniform(6.0, 10.0))
+        speed = float(rng.uniform(0.6, 1.6))
+        angle = float(rng.uniform(0, 2 * math.pi))
+        sprites.append(Sprite(
+            shape=SHAPES[int(rng.integers(len(SHAPES)))], colour=int(c), radius=r,
+            y0=float(rng.uniform(r, size - r)), x0=float(rng.uniform(r, size - r)),
+            vy=speed * math.sin(angle), vx=speed * math.cos(angle)))
+    return World(seed, size, tuple(map(float, base)), tuple(waves), tuple(sprites))
+
+
+def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
+    i = int(h * 6) % 6
+    f = h * 6 - int(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    return np.array([(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i], dtype=np.float32)
+
+
+def _bounce(p0: float, v: float, t: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Closed-form position of a point bouncing between lo and hi (a triangle wave)."""
+    span = hi - lo
+    u = np.mod(p0 - lo + v * t, 2 * span)
+    return lo + np.where(u > span, 2 * span - u, u)
+
+
+def sprite_positions(world: World, times) -> np.ndarray:
+    """True sprite centres ``(T, n_sprites, 2)`` as (y, x) pixels at frame ``times``."""
+    t = np.asarray(times, dtype=np.float64)
+    out = np.zeros((len(t), len(world.sprites), 2))
+    for j, s in enumerate(world.sprites):
+        out[:, j, 0] = _bounce(s.y0, s.vy, t, s.radius, world.size - s.radius)
+        out[:, j, 1] = _bounce(s.x0, s.vx, t, s.radius, world.size - s.radius)
+    return out
+
+
+def render(world: World, times) -> np.ndarray:
+    """Frames of ``world`` at ``times``: ``(T, H, W, 3)`` float32 in [0, 1]."""
+    t = np.asarray(times, dtype=np.float32)[:, None, None]
+    n = world.size
+    yy, xx = np.meshgrid(np.arange(n, dtype=np.float32), np.arange(n, dtype=np.float32), indexing="ij")
+    img = np.broadcast_to(np.asarray(world.base, dtype=np.float32), (len(t), n, n, 3)).copy()
+    for fy, fx, ph, ar, ag, ab, py, px in world.waves:
+        wave = np.sin(2 * math.pi * (fy * (yy - py * t) + fx * (xx - px * t)) + ph)  # (T, H, W)
+        img += wave[..., None] * np.array([ar, ag, ab], dtype=np.float32)
+    pos = sprite_positions(world, np.asarray(times)).astype(np.float32)
+    for j, s in enumerate(world.sprites):
+        dy = yy[None] - pos[:, j, 0, None, None]
+        dx = xx[None] - pos[:, j, 1, None, None]
+        if s.shape == "circle":
+            d = np.sqrt(dy**2 + dx**2)
+        elif s.shape == "square":
+            d = np.maximum(np.abs(dy), np.abs(dx)) * 1.15
+        else:  # diamond
+            d = (np.abs(dy) + np.abs(dx)) * 0.8
+        alpha = np.clip(s.radius - d + 0.5, 0.0, 1.0)[..., None]  # anti-aliased edge
+        img = img * (1 - alpha) + alpha * PALETTE[s.colour]
+    return np.clip(img, 0.0, 1.0)
+
+
+def video(seed: int, n_frames: int, start: int = 0, size: int = SIZE) -> np.ndarray:
+    """``n_frames`` frames from ``start`` of the world drawn from ``seed``: ``(T, H, W, 3)``."""
+    return render(make_world(seed, size), np.arange(start, start + n_frames))
+
+
+def batch(seeds, n_frames: int, starts=None, size: int = SIZE) -> torch.Tensor:
+    """A training batch ``(B, T, 3, H, W)`` float32 in [0, 1]."""
+    starts = [0] * len(seeds) if starts is None else starts
+    return torch.from_numpy(np.stack([video(s, n_frames, st, size) for s, st in zip(seeds, starts)])
+                            ).permute(0, 1, 4, 2, 3).contiguous()
+
+
+# ------------------------------------------------------------------------------- probes
+MATCH_DISTANCE = 0.30  # RGB distance to a palette colour that still counts as that sprite
+MIN_PIXELS = 12        # a sprite smaller than this many matching pixels is "gone"
+
+
+def find_sprites(frame) -> dict[int, tuple[float, float, int]]:
+    """Sprites found in one frame by colour.
+
+    Args:
+        frame: ``(H, W, 3)`` float in [0, 1] (numpy or torch).
+
+    Returns:
+        ``{palette index: (y, x, pixel count)}`` for each palette colour with at least
+        ``MIN_PIXELS`` matching pixels; (y, x) is the centroid of the matching pixels.
+    """
+    f = np.asarray(frame, dtype=np.float32)
+    d = np.linalg.norm(f[:, :, None, :] - PALETTE[None, None], axis=-1)  # (H, W, P)
+    nearest = d.argmin(-1)
+    close = d.min(-1) < MATCH_DISTANCE
+    found = {}
+    for c in range(len(PALETTE)):
+        ys, xs = np.nonzero(close & (nearest == c))
+        if len(ys) >= MIN_PIXELS:
+            found[c] = (float(ys.mean()), float(xs.mean()), int(len(ys)))
+    return found
