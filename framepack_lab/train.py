@@ -253,16 +253,17 @@ def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
         ae_record = json.loads((out / "autoencoder.json").read_text())
     else:
         ae, ae_record = train_autoencoder(cfg, device, log, progress)
-        save_file({k: v.contiguous() for k, v in ae.state_dict().items()}, str(ae_file))
-        (out / "autoencoder.json").write_text(json.dumps(ae_record))
     ae.eval()
     for p in ae.parameters():
         p.requires_grad_(False)
     t_bank = time.time()
-    bank = build_latent_bank(ae, cfg, device, progress)
+    bank = build_latent_bank(ae, cfg, device, progress)  # also sets the latent statistics
     ae_record["bank_seconds"] = round(time.time() - t_bank, 1)
+    save_file({k: v.contiguous() for k, v in ae.state_dict().items()}, str(ae_file))
+    (out / "autoencoder.json").write_text(json.dumps(ae_record))
 
-    # stage 2: DiT
+    # stage 2: DiT (seeded on its own, so a run resumed after stage 1 matches an uninterrupted one)
+    torch.manual_seed(cfg["seed"] + 2)
     model = TinyFramePack(mc).to(device)
     ema = TinyFramePack(mc).to(device)
     ema.load_state_dict(model.state_dict())

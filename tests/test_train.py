@@ -1,0 +1,147 @@
+"""The training loop end to end on a tiny config: export, load, generate, resume, CLI; task
+sampling bounds; the loss overfits one batch."""
+
+import json
+import random
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_config
+from framepack_lab import world as W
+from framepack_lab.generate import generate
+from framepack_lab.models.tiny import TinyBackend, TinyFramePack, load_tiny
+from framepack_lab.plan import ORDERS
+from framepack_lab.train import DEFAULT_CONFIG, load_config, main, sample_task, train, training_loss
+
+
+def tiny_train_config() -> dict:
+    cfg = json.loads(DEFAULT_CONFIG.read_text())
+    cfg["model"].update(width=32, depth=1, heads=2, rope_axes=[4, 6, 6], ae_width=8)
+    cfg["ae"].update(steps=2, batch=4)
+    cfg["data"].update(videos=4, frames=40)
+    cfg["dit"].update(steps=3, batch=2)
+    cfg["checkpoint_every"] = 2
+    return cfg
+
+
+def log_lines(out):
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    path = train(tiny_train_config(), out, steps=3, progress=False)
+    return out, path
+
+
+def test_train_exports_a_loadable_checkpoint(trained):
+    out, path = trained
+    assert path == out / "tiny"
+    for f in ("tiny/model.safetensors", "tiny/config.json", "state.safetensors", "state.json",
+              "autoencoder.safetensors", "autoencoder.json", "log.jsonl"):
+        assert (out / f).exists(), f
+    cfg = json.loads((path / "config.json").read_text())
+    rec = cfg["training_record"]
+    assert rec["steps"] == 3 and rec["batch"] == 2 and rec["device"] == "cpu"
+    assert rec["config"] == tiny_train_config()
+    assert rec["autoencoder"]["steps"] == 2 and np.isfinite(rec["autoencoder"]["heldout_psnr_db"])
+    assert np.isfinite(rec["final_loss_ema"])
+    assert cfg["model"]["width"] == 32 and cfg["model"]["rope_axes"] == [4, 6, 6]
+    assert json.loads((out / "state.json").read_text())["step"] == 3
+
+    be = load_tiny(path)
+    assert isinstance(be, TinyBackend) and be.model.config == tiny_config()
+    # the latent statistics of the bank were set (not the identity defaults)
+    assert not torch.equal(be.autoencoder.latent_std, torch.ones(4))
+    first = W.video(W.HELDOUT_SEEDS[1], 1)[0]
+    r = generate(be, first, n_frames=9, steps=2, order="vanilla")
+    assert r.frames.shape == (9, 64, 64, 3) and np.isfinite(r.frames).all()
+
+
+def test_resume_continues_from_the_saved_step_via_cli(trained, tmp_path):
+    out0, _ = trained
+    out = tmp_path / "run"
+    shutil.copytree(out0, out)
+    n_ae = sum(d["stage"] == "ae" for d in log_lines(out))
+    n_lines = len(log_lines(out))
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(json.dumps(tiny_train_config()))
+    main(["--config", str(cfg_path), "--out", str(out), "--steps", "5", "--resume", "--no-progress"])
+    assert json.loads((out / "state.json").read_text())["step"] == 5
+    new = log_lines(out)[n_lines:]
+    assert sum(d["stage"] == "ae" for d in log_lines(out)) == n_ae  # autoencoder not re-trained
+    assert {"stage": "dit", "params": new[0]["params"], "start": 3} == new[0]
+    assert json.loads((out / "tiny" / "config.json").read_text())["training_record"]["steps"] == 5
+    load_tiny(out / "tiny")
+
+
+def test_resume_at_the_final_step_restores_the_same_weights(trained, tmp_path):
+    from safetensors.torch import load_file
+
+    out0, _ = trained
+    out = tmp_path / "run"
+    shutil.copytree(out0, out)
+    train(tiny_train_config(), out, resume=True, steps=3, progress=False)
+    before, after = load_file(str(out0 / "tiny" / "model.safetensors")), load_file(str(out / "tiny" / "model.safetensors"))
+    assert before.keys() == after.keys()
+    for k in before:
+        assert torch.equal(before[k], after[k]), k
+
+
+def test_cli_trains_from_scratch(tmp_path, capsys):
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(json.dumps(tiny_train_config()))
+    main(["--config", str(cfg_path), "--out", str(tmp_path / "o"), "--steps", "2", "--no-progress"])
+    assert "exported" in capsys.readouterr().out
+    assert json.loads((tmp_path / "o" / "state.json").read_text())["step"] == 2
+    assert (tmp_path / "o" / "tiny" / "model.safetensors").exists()
+
+
+def test_missing_config_raises(tmp_path):
+    with pytest.raises(FileNotFoundError, match="tiny_train.json"):
+        load_config(tmp_path / "nope.json")
+    with pytest.raises(FileNotFoundError):
+        main(["--config", str(tmp_path / "nope.json"), "--out", str(tmp_path / "o"), "--no-progress"])
+
+
+def test_shipped_config_loads():
+    cfg = load_config(DEFAULT_CONFIG)
+    assert {"seed", "model", "ae", "data", "dit", "checkpoint_every"} <= set(cfg)
+
+
+@pytest.mark.parametrize("bank_frames", [40, 97])
+def test_sample_task_fits_the_bank(bank_frames):
+    rng = random.Random(0)
+    orders = set()
+    for _ in range(200):
+        order, sched, plan, step = sample_task(rng, bank_frames)
+        orders.add(order)
+        assert plan.order == order and step in plan.steps and sched == plan.schedule
+        assert plan.total_frames <= bank_frames
+        assert all(0 <= f < plan.total_frames for f in step.context_frames)
+        assert all(0 < f < plan.total_frames for f in step.generated)
+        assert not set(step.generated) & set(step.context_frames)
+    assert orders == set(ORDERS)
+
+
+def test_training_loss_overfits_one_batch():
+    torch.manual_seed(0)
+    model = TinyFramePack(tiny_config())
+    bank = torch.randn(2, 4, 24, 8, 8, generator=torch.Generator().manual_seed(0)).half()
+    dc = {"batch": 2, "train_shift": 3.0, "context_noise": 0.15, "context_noise_prob": 0.0}
+    task = sample_task(random.Random(1), bank.shape[2])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        # the same generator / rng state each time: the same batch, sigma and noise
+        loss = training_loss(model, bank, task, dc, torch.Generator().manual_seed(0), random.Random(0), "cpu")
+        assert torch.isfinite(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
