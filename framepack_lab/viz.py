@@ -29,7 +29,7 @@ from matplotlib import colormaps
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from . import plan as _plan
 from . import schedule as _schedule
@@ -46,6 +46,9 @@ __all__ = [
     "plot_packing_diagram",
     "plot_step_tokens",
     "plot_plan",
+    "plot_drift",
+    "plot_table1",
+    "plot_rope_alignment",
 ]
 
 GENERATED_COLOUR = "#262626"  # the section being generated (dark)
@@ -190,7 +193,8 @@ def plot_context_length(L_f: float = 1560, S: int = 1, lambdas: Iterable[float] 
         ax.plot(T, [_schedule.context_length(L_f, lam, int(t), S) for t in T], color=c, lw=2,
                 label=f"Eq. 2, $\\lambda$={lam:g}")
         lim = _schedule.context_length_limit(L_f, lam, S)
-        ax.axhline(lim, color=c, ls="--", lw=1.2,
+        dark = tuple(0.6 * v for v in to_rgb(c))  # drawn over its curve, so a darker shade
+        ax.axhline(lim, color=dark, ls=(0, (4, 3)), lw=1.2, zorder=3,
                    label=f"Eq. 3 limit, $\\lambda$={lam:g}: {lim:,.0f} = {lim / L_f:.3g} $L_f$")
     for j, spec in enumerate(schedules):
         label, sched = _as_plan_schedule(spec)
@@ -217,14 +221,16 @@ def plot_context_length(L_f: float = 1560, S: int = 1, lambdas: Iterable[float] 
         ax.set_yscale("log")
     else:
         ax.set_ylim(0, None)
-    ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
     ax.set_xlabel("history frames $T$")
     ax.set_ylabel("context length $L$ (tokens per step)")
     sec = ax.secondary_yaxis("right", functions=(lambda y: y / L_f, lambda y: y * L_f))
     sec.set_ylabel("in units of $L_f$")
+    for axis in (ax.yaxis, sec.yaxis):
+        if log_y:  # 1, 2, 5, 10, 20, 50, ... as plain numbers
+            axis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+            axis.set_minor_formatter(NullFormatter())
+        axis.set_major_formatter(FuncFormatter(_thousands))
     ax.set_title(f"Context length vs history ($L_f$ = {L_f:,.0f} tokens/frame, S = {S})")
-    if log_y:
-        sec.yaxis.set_major_formatter(FuncFormatter(_thousands))
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     return fig
@@ -478,4 +484,101 @@ def plot_plan(plan: "_plan.Plan", ax=None) -> Figure:
     if trimmed:
         handles.append(plt.Line2D([], [], color="0.3", ls=":", label="past n_frames (trimmed)"))
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return fig
+
+
+# ------------------------------------------------------------------------------------ drift
+ORDER_COLOURS = {
+    "vanilla": "#d62728",
+    "anti_drifting": "#ff7f0e",
+    "inverted_anti_drifting": "#1f77b4",
+    "f1": "#2ca02c",
+}
+
+
+def plot_drift(curves: Mapping[str, Iterable[float]], frac: float = 0.15, title: str = "", ax=None) -> Figure:
+    """Per-frame metric curves with the first and last ``frac`` of frames shaded.
+
+    Args:
+        curves: ``{label: (T,) series}``, e.g. one per sampling order.
+        frac: the share of frames compared by the start-end contrast (the paper's 15%).
+        title: the metric's name.
+    """
+    from .metrics import start_end_contrast
+
+    fig, ax = _new_ax(ax, (7, 3))
+    T = 0
+    for label, c in curves.items():
+        c = np.asarray(list(c), dtype=float)
+        T = max(T, len(c))
+        delta = start_end_contrast(c, frac) if len(c) >= 2 else float("nan")
+        ax.plot(np.arange(len(c)), c, color=ORDER_COLOURS.get(label), label=f"{label} (Δ={delta:.3g})", lw=1.5)
+    n = max(1, int(round(frac * T)))
+    ax.axvspan(-0.5, n - 0.5, color="#bbbbbb", alpha=0.35, lw=0)
+    ax.axvspan(T - n - 0.5, T - 0.5, color="#bbbbbb", alpha=0.35, lw=0)
+    ax.set_xlim(-0.5, T - 0.5)
+    ax.set_xlabel("frame")
+    ax.set_ylabel(title or "metric")
+    ax.set_title(f"{title}: first and last {frac:.0%} of frames shaded" if title else "")
+    ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def plot_table1(summary, metrics_: Iterable[str] = ("delta_colour_drift", "delta_clarity", "dynamic_mean"),
+                ax=None) -> Figure:
+    """Bars of the toy Table 1: mean and standard deviation per row for a few columns.
+
+    Args:
+        summary: the summary DataFrame of :func:`framepack_lab.table1.run` (columns ``order``,
+            ``schedule``, ``<metric>_mean``, ``<metric>_std``).
+        metrics_: the columns to draw, one panel each.
+    """
+    metrics_ = list(metrics_)
+    if ax is None:
+        fig, axes = plt.subplots(1, len(metrics_), figsize=(4.2 * len(metrics_), 0.45 * len(summary) + 1.6),
+                                 layout="constrained", sharey=True)
+        axes = np.atleast_1d(axes)
+    else:
+        fig, axes = ax.figure, np.atleast_1d(ax)
+    labels = [f"{o.replace('_anti_drifting', ' AD').replace('anti_drifting', 'AD')} · {s}" for o, s in
+              zip(summary["order"], summary["schedule"])]
+    y = np.arange(len(summary))
+    colours = [ORDER_COLOURS.get(o, "#777777") for o in summary["order"]]
+    for a, m in zip(axes, metrics_):
+        std = summary.get(f"{m}_std")
+        a.barh(y, summary[f"{m}_mean"], xerr=None if std is None else np.nan_to_num(std), color=colours,
+               alpha=0.85, error_kw={"lw": 1})
+        a.set_title(m.replace("delta_", "Δ "), fontsize=10)
+        a.invert_yaxis()
+    axes[0].set_yticks(y, labels, fontsize=7)
+    return fig
+
+
+def plot_rope_alignment(positions: Iterable[int], grid_hw: tuple[int, int], kernel: "Kernel | str",
+                        axes_dims=(8, 12, 12), theta: float = 256.0, ax=None) -> Figure:
+    """Phase grids of one compressed group under each alignment.
+
+    Top row: cos of a y-axis channel (its second-fastest frequency) over the (y, x) token grid of
+    the group's first time slice; bottom row: the same for a t-axis channel over (t, x). Columns: the base grid, then
+    the kernel's tokens with average pooling (the paper's), centre-cell and first-cell alignment.
+    """
+    from .rope import ALIGN_MODES, phase_grid, pool_grid
+
+    kernel = _as_kernel(kernel)
+    positions = list(positions)
+    cos, _ = phase_grid(positions, *grid_hw, axes_dims, theta)
+    t_ch, y_ch = 2, axes_dims[0] + 2  # the second-fastest frequency of the t and of the y axis
+    panels = [("base grid", cos)] + [(f"{kernel.name}, {m}", pool_grid(cos, kernel.ratio, m)) for m in ALIGN_MODES]
+    fig, axs = plt.subplots(2, len(panels), figsize=(3 * len(panels), 5.2), layout="constrained")
+    for j, (name, g) in enumerate(panels):
+        g = g.numpy()
+        axs[0, j].imshow(g[0, :, :, y_ch], cmap="RdBu", vmin=-1, vmax=1)
+        axs[0, j].set_title(name, fontsize=9)
+        axs[1, j].imshow(g[:, 0, :, t_ch], cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+        for a in axs[:, j]:
+            a.set_xticks([])
+            a.set_yticks([])
+    axs[0, 0].set_ylabel("y (cos, y channel)")
+    axs[1, 0].set_ylabel("t (cos, t channel)")
+    fig.suptitle(f"RoPE phases of {len(positions)} frames at times {positions[0]}..{positions[-1]}", fontsize=10)
     return fig

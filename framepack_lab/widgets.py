@@ -30,6 +30,18 @@ def filmstrip(frames: np.ndarray, every: int = 4, columns: int = 16) -> np.ndarr
     return canvas
 
 
+def figure_png(fig) -> bytes:
+    """PNG bytes of a matplotlib figure (the figure is closed)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def png_bytes(image: np.ndarray, scale: int = 2) -> bytes:
     """PNG bytes of an ``(H, W, 3)`` float image in [0, 1], upscaled by ``scale`` (nearest)."""
     import mediapy
@@ -45,7 +57,8 @@ class GeneratePanel:
         backend: e.g. ``load_tiny()``.
         world_seed: held-out world whose first frame starts the video (``first_frame`` overrides).
         first_frame: optional ``(H, W, 3)`` image; when given, the world seed box is ignored.
-        on_result: called with the :class:`GenerationResult` after each finished run.
+        on_result: called with the :class:`GenerationResult` after each finished run; whatever it
+            returns (a matplotlib figure, a DataFrame, a list of them) is shown under the video.
         background: run clicks on a worker thread (True in JupyterLab; tests pass False).
     """
 
@@ -67,6 +80,7 @@ class GeneratePanel:
         self.progress = w.IntProgress(value=0, min=0, max=1, description="sections")
         self.status = w.HTML(value="")
         self.strip = w.Image(format="png")
+        self.budget = w.Image(format="png")
         self.output = w.Output()
         self.result: GenerationResult | None = None
         self.error: str | None = None
@@ -78,7 +92,7 @@ class GeneratePanel:
             w.HBox([self.world_seed, self.order, self.schedule]),
             w.HBox([self.n_frames, self.steps, self.seed]),
             w.HBox([self.generate_button, self.stop_button, self.progress, self.status]),
-            self.strip, self.output,
+            w.HBox([self.budget, self.strip]), self.output,
         ])
 
     def _ipython_display_(self):
@@ -114,11 +128,32 @@ class GeneratePanel:
         self.status.value = (f"section {event.index + 1}/{event.n_steps}: frames {lo}-{hi} "
                              f"in {event.seconds:.2f} s")
 
+    def _draw_budget(self, plan) -> None:
+        import matplotlib.pyplot as plt
+
+        from .viz import plot_step_tokens
+
+        h, w = self.backend.latent_size(*self._first().shape[:2])
+        fig, ax = plt.subplots(figsize=(4.5, 2.6))
+        plot_step_tokens(plan, latent_hw=(h, w), ax=ax)
+        ax.set_title(f"tokens per section ({len(plan.steps)} sections)", fontsize=9)
+        self.budget.value = figure_png(fig)
+
+    def _append(self, obj) -> None:
+        """Show ``obj`` (a matplotlib figure, anything IPython can display, or a list of them)
+        in the output area; safe from a worker thread."""
+        from matplotlib.figure import Figure
+
+        for item in obj if isinstance(obj, (list, tuple)) else [obj]:
+            if isinstance(item, Figure):
+                from IPython.display import Image
+
+                item = Image(figure_png(item))
+            self.output.append_display_data(item)
+
     def run(self) -> GenerationResult | None:
         """Generate with the current widget values (blocking); returns the result, or None on
         bad input (the error is shown in the panel and kept in ``self.error``)."""
-        from IPython.display import display
-
         from .media import show_video
 
         self._stop.clear()
@@ -127,6 +162,7 @@ class GeneratePanel:
         try:
             plan = make_plan(self.order.value, int(self.n_frames.value), self.schedule.value.strip() or None)
             self.progress.max, self.progress.value = len(plan.steps), 0
+            self._draw_budget(plan)
             self.status.value = f"{len(plan.steps)} sections of {plan.schedule.generated} frames: {plan.schedule.name}"
             result = generate(self.backend, self._first(), plan=plan, steps=int(self.steps.value),
                               seed=int(self.seed.value), callback=self._on_section, stop=self._stop.is_set)
@@ -141,10 +177,12 @@ class GeneratePanel:
         self.status.value = (f"{word} {len(result.section_seconds)}/{len(plan.steps)} sections, "
                              f"{result.seconds:.1f} s ({plan.order}, {plan.schedule.name})")
         self.strip.value = png_bytes(filmstrip(result.frames), scale=1)
-        with self.output:
-            self.output.clear_output()
-            show_video(result.frames, fps=12, height=192)
+        from IPython.display import HTML
+
+        self.output.clear_output()
+        self._append(HTML(show_video(result.frames, fps=12, height=192, return_html=True)))
         if self.on_result is not None:
-            with self.output:
-                self.on_result(result)
+            extra = self.on_result(result)
+            if extra is not None:
+                self._append(extra)
         return result
