@@ -50,11 +50,11 @@ endif
 # and pip's exit status.
 QUIET_PIP   = 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
-.PHONY: help setup lab test notebooks strip clean distclean FORCE
+.PHONY: help setup lab test notebooks table1 strip clean distclean FORCE
 
 help: ## list targets
 	@echo "framepack-lab make targets:"
-	@grep -E '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | \
+	@grep -E '^[a-z][a-zA-Z0-9_-]*:.*## ' $(MAKEFILE_LIST) | \
 	  awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 	@echo "variables: TORCH_SPEC='$(TORCH_SPEC)' PYTHON=$(PYTHON) PRESET=$(PRESET) (see top of Makefile)"
 
@@ -100,6 +100,9 @@ notebooks: setup ## papermill every notebook (PRESET=smoke by default) into buil
 	  HF_HUB_OFFLINE=1 $(BIN)/papermill --cwd notebooks -k $(KERNEL) -p PRESET $(PRESET) \
 	    notebooks/$$nb build/executed/$$nb; \
 	done
+
+table1: setup ## the toy Table 1: drift per sampling order x schedule x 16 held-out worlds -> build/table1.csv, .png (PRESET=smoke for a quick one; default full)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m framepack_lab.table1 --preset $(if $(filter command line,$(origin PRESET)),$(PRESET),full) --out build
 
 strip: setup ## strip outputs and execution counts from notebooks/*.ipynb in place
 	$(if $(NOTEBOOKS),$(BIN)/nbstripout --extra-keys "metadata.papermill cell.metadata.papermill" $(NOTEBOOKS),@echo "no notebooks to strip")

@@ -49,6 +49,7 @@ __all__ = [
     "plot_drift",
     "plot_table1",
     "plot_rope_alignment",
+    "plot_section_costs",
 ]
 
 GENERATED_COLOUR = "#262626"  # the section being generated (dark)
@@ -581,4 +582,25 @@ def plot_rope_alignment(positions: Iterable[int], grid_hw: tuple[int, int], kern
     axs[0, 0].set_ylabel("y (cos, y channel)")
     axs[1, 0].set_ylabel("t (cos, t channel)")
     fig.suptitle(f"RoPE phases of {len(positions)} frames at times {positions[0]}..{positions[-1]}", fontsize=10)
+    return fig
+
+
+def plot_section_costs(costs) -> Figure:
+    """Measured per-section time, tokens and peak memory, packed vs unpacked, as history grows.
+
+    Args:
+        costs: ``{label: SectionCost}`` from :func:`framepack_lab.cost.section_costs`.
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.4), layout="constrained")
+    colours = {"packed": "#1f77b4", "unpacked": "#d62728"}
+    for label, c in costs.items():
+        kw = {"color": colours.get(label), "marker": "o", "ms": 3, "label": f"{label} (last/first {c.ratio:.2f}x)"}
+        axes[0].plot(c.history, c.seconds, **kw)
+        axes[1].plot(c.history, c.tokens, **kw)
+        axes[2].plot(c.history, c.peak_mb, **kw)
+    for a, title in zip(axes, ("seconds per section", "tokens per step", "peak memory above baseline (MB)")):
+        a.set_xlabel("known frames before the section")
+        a.set_title(title, fontsize=10)
+        a.set_ylim(bottom=0)
+    axes[0].legend(fontsize=8, frameon=False)
     return fig
