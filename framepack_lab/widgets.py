@@ -95,6 +95,18 @@ class GeneratePanel:
             w.HBox([self.budget, self.strip]), self.output,
         ])
 
+    def snapshot(self):
+        """A static copy of the last run (status line and filmstrip) for saved or headless
+        notebooks, where widget state is not stored."""
+        import base64
+
+        from IPython.display import HTML
+
+        if self.result is None:
+            return HTML(f"<p>{self.error or 'nothing generated yet'}</p>")
+        img = base64.b64encode(png_bytes(filmstrip(self.result.frames), scale=1)).decode()
+        return HTML(f"<p><b>last run</b>: {self.status.value}</p><img src='data:image/png;base64,{img}'/>")
+
     def _ipython_display_(self):
         from IPython.display import display
 
