@@ -51,7 +51,7 @@ def evaluate(backend, orders=ORDERS, n_seeds: int = 16, n_frames: int = 64, step
                     true_d.append(truth[c])
             drift.append(metrics.start_end_contrast(metrics.colour_drift(v)))
         out[order] = {
-            "survival": float(np.mean(surv)), "survival_sd": float(np.std(surv)),
+            "survival": _mean(surv), "survival_sd": float(np.std(surv)) if surv else float("nan"),
             "motion": float(np.sum(gen_d) / max(np.sum(true_d), 1e-9)),
             "drift": float(np.mean(drift)), "drift_sd": float(np.std(drift)),
             "seconds": float(np.median(secs)),
@@ -59,6 +59,11 @@ def evaluate(backend, orders=ORDERS, n_seeds: int = 16, n_frames: int = 64, step
         if progress:
             print(f"  {order:24s} " + "  ".join(f"{k}={v:.3f}" for k, v in out[order].items()), flush=True)
     return out
+
+
+def _mean(values) -> float:
+    """Mean, or NaN for no values (e.g. no sprite found in any first frame)."""
+    return float(np.mean(values)) if len(values) else float("nan")
 
 
 def format_report(res: dict[str, dict[str, float]]) -> str:
