@@ -153,3 +153,76 @@ def drift_report(video, metrics=None, frac: float = 0.15):
         rows[name] = {"start": float(c[:n].mean()), "end": float(c[-n:].mean()),
                       "delta": start_end_contrast(c, frac)}
     return curves, pd.DataFrame.from_dict(rows, orient="index")
+
+
+# ------------------------------------------------------------------ model-based metrics
+# The paper's real columns use learned models. They run here only when their weights are on disk
+# (nothing is downloaded); a missing folder or package is an error that says what to provide.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _need(path, what: str, layout: str):
+    from pathlib import Path
+
+    p = Path(path) if path is not None else None
+    if p is None or not p.exists():
+        raise FileNotFoundError(f"{what}: no weights at {path!r}. Put them in a local folder laid out as: "
+                                f"{layout}; nothing is downloaded by framepack-lab.")
+    return p
+
+
+def aesthetic(video, weights_dir) -> np.ndarray:
+    """LAION-style aesthetic score per frame (the paper's Aesthetic column), from local weights.
+
+    ``weights_dir`` must hold ``clip/`` (a transformers CLIP vision model with projection, e.g.
+    ViT-L/14 saved with ``save_pretrained``) and ``aesthetic_head.safetensors`` (the linear layers
+    of the predictor as ``layers.<i>.weight`` / ``layers.<i>.bias``, applied in order to the
+    L2-normalised image embedding). Returns ``(T,)``.
+    """
+    import torch
+    import torch.nn.functional as F
+    from safetensors.torch import load_file
+
+    layout = "WEIGHTS/clip/{config.json, model.safetensors} and WEIGHTS/aesthetic_head.safetensors"
+    root = _need(weights_dir, "aesthetic metric", layout)
+    clip_dir = _need(root / "clip", "aesthetic metric (CLIP image encoder)", layout)
+    head_file = _need(root / "aesthetic_head.safetensors", "aesthetic metric (predictor head)", layout)
+    from transformers import CLIPVisionModelWithProjection
+
+    clip = CLIPVisionModelWithProjection.from_pretrained(str(clip_dir), local_files_only=True).eval()
+    head = load_file(str(head_file))
+    n_layers = len({k.split(".")[1] for k in head if k.startswith("layers.")})
+    v = torch.from_numpy(_video(video)).permute(0, 3, 1, 2)
+    size = clip.config.image_size
+    x = F.interpolate(v, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+    x = (x - torch.tensor(CLIP_MEAN)[:, None, None]) / torch.tensor(CLIP_STD)[:, None, None]
+    with torch.no_grad():
+        z = F.normalize(clip(pixel_values=x).image_embeds, dim=-1)
+        for i in range(n_layers):
+            z = z @ head[f"layers.{i}.weight"].float().T + head[f"layers.{i}.bias"].float()
+    return z[:, 0].numpy()
+
+
+def musiq(video, weights_path=None) -> np.ndarray:
+    """MUSIQ clarity per frame (the paper's Clarity column) through pyiqa, from a local checkpoint.
+
+    pyiqa is not a dependency (it needs torchvision, which has no CPU wheel on our machines):
+    install it yourself, and pass the MUSIQ checkpoint file you downloaded as ``weights_path``.
+    Returns ``(T,)``.
+    """
+    try:
+        import pyiqa  # noqa: F401
+    except ImportError as e:
+        raise ImportError("the musiq metric needs the pyiqa package (pip install pyiqa; it requires "
+                          "torchvision), plus a local MUSIQ checkpoint passed as weights_path") from e
+    import torch
+
+    path = _need(weights_path, "musiq metric", "a MUSIQ .pth checkpoint file for pyiqa")
+    model = pyiqa.create_metric("musiq", as_loss=False, pretrained_model_path=str(path), device="cpu")
+    v = torch.from_numpy(_video(video)).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        return np.asarray([float(model(f[None])) for f in v])
+
+
+MODEL_METRICS = {"aesthetic": aesthetic, "musiq": musiq}
