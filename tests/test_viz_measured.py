@@ -1,0 +1,51 @@
+"""Figures of measured things: drift curves, Table 1 bars, RoPE phase panels, section costs."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from framepack_lab import viz
+from framepack_lab.cost import SectionCost
+from framepack_lab.schedule import Kernel
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_plot_drift_one_line_per_curve_and_both_windows_shaded():
+    fig = viz.plot_drift({"vanilla": np.linspace(0, 1, 40), "f1": np.zeros(40)}, title="colour_drift")
+    ax = fig.axes[0]
+    assert len(ax.lines) == 2
+    assert len(ax.patches) == 2  # first and last 15%
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("vanilla" in t and "Δ=" in t for t in labels)
+
+
+def test_plot_table1_one_bar_per_row_and_panel():
+    summary = pd.DataFrame({"order": ["vanilla", "f1"], "schedule": ["a", "b"],
+                            "delta_colour_drift_mean": [0.2, 0.1], "delta_colour_drift_std": [0.01, 0.02],
+                            "delta_clarity_mean": [1.0, 2.0], "delta_clarity_std": [0.1, 0.1],
+                            "dynamic_mean_mean": [0.01, 0.02], "dynamic_mean_std": [0.0, 0.0]})
+    fig = viz.plot_table1(summary)
+    assert len(fig.axes) == 3
+    assert all(len(ax.patches) == 2 for ax in fig.axes)
+
+
+def test_plot_rope_alignment_panels():
+    fig = viz.plot_rope_alignment(list(range(39, 55)), (8, 8), Kernel.k(4), (8, 12, 12), 256.0)
+    assert len(fig.axes) == 8  # (base + 3 alignments) x (y row, t row)
+    assert fig.axes[1].images[0].get_array().shape == (2, 2)  # k4 on an 8x8 base grid
+
+
+def test_plot_section_costs():
+    c = SectionCost("packed", [1, 5, 9], [300, 400, 400], [0.1, 0.12, 0.12], [1.0, 2.0, 2.0])
+    u = SectionCost("unpacked", [1, 5, 9], [320, 576, 832], [0.1, 0.2, 0.3], [1.0, 3.0, 5.0])
+    fig = viz.plot_section_costs({"packed": c, "unpacked": u})
+    assert len(fig.axes) == 3 and all(len(ax.lines) == 2 for ax in fig.axes)
