@@ -96,9 +96,6 @@ def main(argv=None) -> None:
     print(format_report(res))
 
 
-if __name__ == "__main__":
-    main()
-
 
 def denoising_error(backend, order: str = "vanilla", schedule=None, n_worlds: int = 8, n_frames: int = 64,
                     noise_levels=(0.3, 0.6, 0.9), rope_mode: str = "average", rope_time_offset: bool = True,
@@ -137,3 +134,7 @@ def denoising_error(backend, order: str = "vanilla", schedule=None, n_worlds: in
         return float(np.mean(errors))
     finally:
         backend.rope_mode, backend.rope_time_offset = saved
+
+
+if __name__ == "__main__":
+    main()
