@@ -40,18 +40,39 @@ class SectionEvent:
     latents: torch.Tensor
     known: list[int]
     _decode: Callable[[torch.Tensor], torch.Tensor] = field(repr=False, default=None)
+    n_frames: int | None = None
 
     def section_frames(self) -> np.ndarray:
-        """Decoded frames of this section: ``(S, H, W, 3)``."""
+        """Decoded frames of this section: ``(S', H, W, 3)`` (``S' = S`` for the tiny model; a
+        causal video VAE such as HunyuanVideo's decodes more)."""
         return _to_numpy(self._decode(self.latents[:, :, list(self.step.generated)]))[0]
 
     def preview(self, fill: float = 0.5) -> np.ndarray:
-        """The whole video so far ``(T, H, W, 3)``; frames not generated yet are flat ``fill``."""
-        frames = _to_numpy(self._decode(self.latents))[0]
-        mask = np.zeros(frames.shape[0], dtype=bool)
-        mask[self.known] = True
-        frames[~mask] = fill
+        """The whole video so far ``(T', H, W, 3)``, decoded from the first ``n_frames`` latent
+        frames; frames not generated yet are flat ``fill``."""
+        latents = self.latents if self.n_frames is None else self.latents[:, :, :self.n_frames]
+        frames = _to_numpy(self._decode(latents))[0]
+        frames[~decoded_mask(frames.shape[0], latents.shape[2], self.known)] = fill
         return frames
+
+
+def decoded_mask(n_decoded: int, n_latent: int, known) -> np.ndarray:
+    """Which of ``n_decoded`` decoded frames come from the ``known`` latent frames ``(n_decoded,)``.
+
+    One frame per latent frame (the tiny model), or a causal video VAE's ``1 + r (T - 1)`` frames:
+    latent 0 gives frame 0, latent ``k >= 1`` frames ``1 + r (k - 1) .. r k`` (HunyuanVideo, r = 4).
+    """
+    known = [k for k in known if k < n_latent]
+    mask = np.zeros(n_decoded, dtype=bool)
+    if n_decoded == n_latent:
+        mask[known] = True
+        return mask
+    r = (n_decoded - 1) // max(n_latent - 1, 1)
+    if n_latent < 2 or n_decoded != 1 + r * (n_latent - 1):
+        raise ValueError(f"cannot map {n_decoded} decoded frames onto {n_latent} latent frames")
+    for k in known:
+        mask[0 if k == 0 else slice(1 + r * (k - 1), 1 + r * k)] = True
+    return mask
 
 
 @dataclass
@@ -59,7 +80,8 @@ class GenerationResult:
     """The output of :func:`generate`.
 
     Attributes:
-        frames: ``(n_frames, H, W, 3)`` float32 in [0, 1] (frame 0 is the decoded first frame).
+        frames: ``(n_frames, H, W, 3)`` float32 in [0, 1] (frame 0 is the decoded first frame);
+            ``1 + 4 (n_frames - 1)`` pixel frames with HunyuanVideo's causal VAE.
         latents: ``(C, n_frames, h, w)``.
         plan: the plan that ran; ``seed``: the seed used.
         section_seconds: wall time of each step that ran, in plan order.
@@ -102,7 +124,7 @@ def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str 
              shift: float | None = None, sampler: str = "euler",
              callback: Callable[[SectionEvent], None] | None = None,
              stop: Callable[[], bool] | None = None, progress: bool = False,
-             plan: Plan | None = None) -> GenerationResult:
+             plan: Plan | None = None, cond: Any = None) -> GenerationResult:
     """Generate a video from its first frame with a FramePack backend.
 
     Args:
@@ -120,6 +142,8 @@ def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str 
         stop: checked between sections; returning True ends generation early.
         progress: show a tqdm bar over sections.
         plan: run this plan instead of building one from ``order``/``schedule``/``n_frames``.
+        cond: passed to ``backend.velocity`` as its fourth argument when given (e.g. HunyuanVideo's
+            prompt and image embeddings); backends are called without it when it is None.
 
     Returns:
         A :class:`GenerationResult`.
@@ -130,6 +154,8 @@ def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str 
     H, W = x.shape[2:4]
     h, w = backend.latent_size(H, W)
     plan = plan or make_plan(order, n_frames, schedule)
+    if hasattr(backend, "check_plan"):  # refuse what the backend cannot run before any work
+        backend.check_plan(plan)
     shift = dynamic_shift(BASE.tokens(plan.schedule.generated, h, w)) if shift is None else float(shift)
     sched = sigmas(steps, shift)
 
@@ -153,14 +179,16 @@ def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str 
         t0 = time.perf_counter()
         context = pack(video, step, backend.kernels)
         noise = torch.randn((1, C, len(step.generated), h, w), generator=gen).to(video.device)
-        section = sample(lambda xt, s: backend.velocity(xt, s.to(xt.device), context), noise, sched, sampler)
+        extra = () if cond is None else (cond,)
+        section = sample(lambda xt, s: backend.velocity(xt, s.to(xt.device), context, *extra), noise, sched, sampler)
         video[:, :, list(step.generated)] = section
         known.update(step.generated)
         seconds.append(time.perf_counter() - t0)
         if bar is not None:
             bar.update(1)
         if callback is not None:
-            callback(SectionEvent(step.index, len(plan.steps), step, seconds[-1], video, sorted(known), backend.decode))
+            callback(SectionEvent(step.index, len(plan.steps), step, seconds[-1], video, sorted(known), backend.decode,
+                                  plan.n_frames))
     if bar is not None:
         bar.close()
 
@@ -168,8 +196,6 @@ def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str 
     frames = _to_numpy(backend.decode(video))[0]
     known_list = sorted(f for f in known if f < plan.n_frames)
     if stopped:
-        mask = np.zeros(frames.shape[0], dtype=bool)
-        mask[known_list] = True
-        frames[~mask] = 0.5
+        frames[~decoded_mask(frames.shape[0], plan.n_frames, known_list)] = 0.5
     return GenerationResult(frames, video[0].cpu(), plan, int(seed), seconds, stopped, known_list,
                             {"steps": steps, "sampler": sampler, "shift": shift})

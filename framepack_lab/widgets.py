@@ -60,15 +60,21 @@ class GeneratePanel:
         on_result: called with the :class:`GenerationResult` after each finished run; whatever it
             returns (a matplotlib figure, a DataFrame, a list of them) is shown under the video.
         background: run clicks on a worker thread (True in JupyterLab; tests pass False).
+        prepare: called with the first frame ``(H, W, 3)`` before each run; returns extra keyword
+            arguments for :func:`~framepack_lab.generate.generate` (e.g. HunyuanVideo's
+            ``{"cond": backend.condition(prompt, first)}``). Its ``ValueError`` shows in the panel.
+        fps: playback rate of the finished video.
     """
 
     def __init__(self, backend, world_seed: int = world.HELDOUT_SEEDS.start, order: str = DEFAULT_ORDER,
                  n_frames: int = 64, steps: int = 20, seed: int = 0, schedule: str = "",
                  first_frame: np.ndarray | None = None,
-                 on_result: Callable[[GenerationResult], None] | None = None, background: bool = True):
+                 on_result: Callable[[GenerationResult], None] | None = None, background: bool = True,
+                 prepare: Callable[[np.ndarray], dict] | None = None, fps: int = 12):
         import ipywidgets as w
 
         self.backend, self.first_frame, self.on_result, self.background = backend, first_frame, on_result, background
+        self.prepare, self.fps = prepare, fps
         self.world_seed = w.BoundedIntText(value=world_seed, min=0, max=2**31 - 1, description="world")
         self.order = w.Dropdown(options=list(ORDERS), value=order, description="order")
         self.schedule = w.Text(value=schedule, placeholder="default for the order", description="schedule")
@@ -134,8 +140,7 @@ class GeneratePanel:
 
     def _on_section(self, event: SectionEvent) -> None:
         self.progress.value = event.index + 1
-        frames = event.preview()
-        self.strip.value = png_bytes(filmstrip(frames[: self.n_frames.value]), scale=1)
+        self.strip.value = png_bytes(filmstrip(event.preview()), scale=1)
         lo, hi = event.step.generated[0], event.step.generated[-1]
         self.status.value = (f"section {event.index + 1}/{event.n_steps}: frames {lo}-{hi} "
                              f"in {event.seconds:.2f} s")
@@ -176,8 +181,10 @@ class GeneratePanel:
             self.progress.max, self.progress.value = len(plan.steps), 0
             self._draw_budget(plan)
             self.status.value = f"{len(plan.steps)} sections of {plan.schedule.generated} frames: {plan.schedule.name}"
-            result = generate(self.backend, self._first(), plan=plan, steps=int(self.steps.value),
-                              seed=int(self.seed.value), callback=self._on_section, stop=self._stop.is_set)
+            first = self._first()
+            extra = self.prepare(first) if self.prepare is not None else {}
+            result = generate(self.backend, first, plan=plan, steps=int(self.steps.value),
+                              seed=int(self.seed.value), callback=self._on_section, stop=self._stop.is_set, **extra)
         except (ValueError, FileNotFoundError) as e:
             self.error = str(e)
             self.status.value = f"<span style='color:#b00'>error: {e}</span>"
@@ -192,7 +199,7 @@ class GeneratePanel:
         from IPython.display import HTML
 
         self.output.clear_output()
-        self._append(HTML(show_video(result.frames, fps=12, height=192, return_html=True)))
+        self._append(HTML(show_video(result.frames, fps=self.fps, height=192, return_html=True)))
         if self.on_result is not None:
             extra = self.on_result(result)
             if extra is not None:

@@ -103,6 +103,27 @@ def test_snapshot_is_static_html(backend):
     assert "data:image/png;base64," in html and "last run" in html
 
 
+def test_prepare_hook_adds_generate_arguments(backend):
+    seen = []
+
+    def prepare(first):
+        seen.append(first.shape)
+        return {"shift": 2.5}
+
+    panel = make_panel(backend, prepare=prepare)
+    panel.generate_button.click()
+    assert seen == [(64, 64, 3)] and panel.result.info["shift"] == 2.5
+
+
+def test_prepare_hook_errors_show_in_the_panel(backend):
+    def prepare(first):
+        raise ValueError("no prompt given")
+
+    panel = make_panel(backend, prepare=prepare)
+    panel.generate_button.click()
+    assert panel.result is None and "no prompt given" in panel.status.value
+
+
 def test_filmstrip_tiles_frames():
     frames = np.zeros((10, 4, 6, 3))
     frames[::2] = 1.0
