@@ -198,7 +198,9 @@ class GeneratePanel:
         self.strip.value = png_bytes(filmstrip(result.frames), scale=1)
         from IPython.display import HTML
 
-        self.output.clear_output()
+        # not Output.clear_output(): from the worker thread its clear message does not reach the
+        # browser (the e2e test saw the previous video stay above the new one); the synced trait does
+        self.output.outputs = ()
         self._append(HTML(show_video(result.frames, fps=self.fps, height=192, return_html=True)))
         if self.on_result is not None:
             extra = self.on_result(result)
