@@ -2,6 +2,8 @@
 #
 #   make lab      set up if needed, then open JupyterLab on notebooks/
 #   make test     set up if needed, then run the whole test suite (notebook runs included)
+#   make e2e      JupyterLab + headless Chromium run the quickstart and click Generate
+#   make bench    the figures a user asks about (speed, per-section cost, memory), one table
 #
 # Variables (override on the command line, e.g. `make setup TORCH_SPEC=...`):
 #   TORCH_SPEC   what `pip install` gets for torch, before anything else. Default: the CPU
@@ -15,6 +17,9 @@
 #   PRESET       notebook preset for `make notebooks` (smoke | full)
 #   LAB_ARGS     extra arguments for `jupyter lab`, e.g. LAB_ARGS="--no-browser --ip 0.0.0.0"
 #   PYTEST_ARGS  extra arguments for pytest, e.g. PYTEST_ARGS="-m 'not slow' -x"
+#   E2E_ARGS     extra arguments for e2e/run_e2e.py, e.g. E2E_ARGS="--preset full --headed"
+#   BENCH_ARGS   extra arguments for benchmarks/bench.py, e.g. BENCH_ARGS="--repeats 5"
+#   CHROMIUM     browser for `make e2e` (default: Debian's /usr/bin/chromium, installed if missing)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -25,6 +30,9 @@ TORCH_SPEC  ?= torch==2.13.0
 PRESET      ?= smoke
 LAB_ARGS    ?=
 PYTEST_ARGS ?=
+E2E_ARGS    ?=
+BENCH_ARGS  ?=
+CHROMIUM    ?= /usr/bin/chromium
 
 KERNEL      := framepack-lab
 # JupyterLab refuses to start as root (containers, CI images) unless told it is fine
@@ -32,6 +40,7 @@ ROOT_ARGS   := $(if $(filter 0,$(shell id -u)),--allow-root,)
 BIN         := $(abspath $(VENV))/bin
 PIP         := $(BIN)/python -m pip --disable-pip-version-check
 STAMP       := $(VENV)/.installed
+E2E_STAMP   := $(VENV)/.installed-e2e
 TORCH_STAMP := $(VENV)/.torch-spec
 KERNEL_JSON := $(VENV)/share/jupyter/kernels/$(KERNEL)/kernel.json
 NOTEBOOKS   := $(sort $(wildcard notebooks/*.ipynb))
@@ -50,7 +59,7 @@ endif
 # and pip's exit status.
 QUIET_PIP   = 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
-.PHONY: help setup lab test notebooks table1 strip clean distclean FORCE
+.PHONY: help setup lab test e2e bench notebooks table1 strip clean distclean FORCE
 
 help: ## list targets
 	@echo "framepack-lab make targets:"
@@ -92,6 +101,28 @@ lab: setup ## open JupyterLab on notebooks/ (kernel: Python (framepack-lab))
 
 test: setup ## run the whole test suite, notebook runs included
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser test's extra: the `playwright` package only (kept out of `dev` so `make test` setup
+# stays lean). Its own browser download (`playwright install`) does not work offline and is never
+# run: e2e/run_e2e.py launches the system Chromium through executable_path.
+$(E2E_STAMP): pyproject.toml $(STAMP)
+	@echo "installing the e2e extra (playwright) into $(VENV)"
+	@set -o pipefail; $(PIP) install -q -e '.[dev,e2e]' $(QUIET_PIP)
+	@touch $@
+
+# Debian's Chromium, installed only when missing (needs root, as on CI and the dev machines).
+$(CHROMIUM):
+	@echo "$(CHROMIUM) missing: installing Debian's chromium (apt-get)"
+	@if [ "$$(id -u)" != 0 ]; then echo "make e2e: run as root or install chromium yourself (apt-get install chromium), or pass CHROMIUM=/path/to/chromium" >&2; exit 1; fi
+	DEBIAN_FRONTEND=noninteractive apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+	@test -x $(CHROMIUM)
+
+e2e: setup $(E2E_STAMP) $(CHROMIUM) ## browser test: JupyterLab + headless Chromium run the quickstart, change a widget, click Generate; screenshots in build/e2e/
+	HF_HUB_OFFLINE=1 $(BIN)/python e2e/run_e2e.py --chromium $(CHROMIUM) $(E2E_ARGS)
+
+bench: setup ## one table: 64-frame generation time, per-section cost packed vs unpacked, peak memory, import time, time to first frame
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 notebooks: setup ## papermill every notebook (PRESET=smoke by default) into build/executed/
 	@mkdir -p build/executed

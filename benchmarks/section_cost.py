@@ -21,11 +21,11 @@ def main() -> None:
     p.add_argument("--schedule", default="td_f16k4f4k2f2k1_g4")
     a = p.parse_args()
 
-    from framepack_lab import world
+    from generate_speed import bench_first_frame
     from framepack_lab.cost import section_costs
     from framepack_lab.models.tiny import load_tiny
 
-    costs = section_costs(load_tiny(), world.video(world.HELDOUT_SEEDS.start, 1)[0], a.sections, a.schedule, a.steps)
+    costs = section_costs(load_tiny(), bench_first_frame(), a.sections, a.schedule, a.steps)
     print(f"{'section':>7s} {'history':>7s} | {'packed tok':>10s} {'s':>7s} {'MB':>6s} | {'unpacked tok':>12s} {'s':>7s} {'MB':>6s}")
     pk, up = costs["packed"], costs["unpacked"]
     for i in range(len(pk.seconds)):
