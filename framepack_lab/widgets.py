@@ -18,7 +18,7 @@ from .generate import DEFAULT_ORDER, GenerationResult, SectionEvent, generate
 from .plan import ORDERS, make_plan
 
 
-def filmstrip(frames: np.ndarray, every: int = 4, columns: int = 16) -> np.ndarray:
+def filmstrip(frames: np.ndarray, every: int = 4, columns: int = 8) -> np.ndarray:
     """Tile every ``every``-th frame of ``(T, H, W, 3)`` into a grid image ``(rows*H, columns*W, 3)``."""
     picked = np.asarray(frames)[::every]
     n, H, W, _ = picked.shape
@@ -85,8 +85,9 @@ class GeneratePanel:
         self.stop_button = w.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
         self.progress = w.IntProgress(value=0, min=0, max=1, description="sections")
         self.status = w.HTML(value="")
-        self.strip = w.Image(format="png")
-        self.budget = w.Image(format="png")
+        # object_fit keeps the aspect ratio when the row is narrower than the images
+        self.strip = w.Image(format="png", layout=w.Layout(object_fit="contain", max_width="60%"))
+        self.budget = w.Image(format="png", layout=w.Layout(object_fit="contain", max_width="40%"))
         self.output = w.Output()
         self.result: GenerationResult | None = None
         self.error: str | None = None
@@ -140,7 +141,7 @@ class GeneratePanel:
 
     def _on_section(self, event: SectionEvent) -> None:
         self.progress.value = event.index + 1
-        self.strip.value = png_bytes(filmstrip(event.preview()), scale=1)
+        self.strip.value = png_bytes(filmstrip(event.preview()), scale=2)
         lo, hi = event.step.generated[0], event.step.generated[-1]
         self.status.value = (f"section {event.index + 1}/{event.n_steps}: frames {lo}-{hi} "
                              f"in {event.seconds:.2f} s")
@@ -195,7 +196,7 @@ class GeneratePanel:
         word = "stopped after" if result.stopped else "done:"
         self.status.value = (f"{word} {len(result.section_seconds)}/{len(plan.steps)} sections, "
                              f"{result.seconds:.1f} s ({plan.order}, {plan.schedule.name})")
-        self.strip.value = png_bytes(filmstrip(result.frames), scale=1)
+        self.strip.value = png_bytes(filmstrip(result.frames), scale=2)
         from IPython.display import HTML
 
         # not Output.clear_output(): from the worker thread its clear message does not reach the
