@@ -108,15 +108,16 @@ def _to_numpy(frames: torch.Tensor) -> np.ndarray:
     return frames.detach().float().cpu().numpy()
 
 
-def _first_frame_tensor(first_frame) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 or float image -> ``(1, 1, H, W, 3)`` float in [0, 1]."""
-    x = torch.as_tensor(np.asarray(first_frame))
+def as_image(image, name: str = "first_frame") -> torch.Tensor:
+    """An ``(H, W, 3)`` uint8 image or float image in [0, 1] (numpy or torch) -> ``(H, W, 3)``
+    float32 in [0, 1]; ``ValueError`` naming ``name`` for anything else."""
+    x = torch.as_tensor(np.asarray(image))
     if x.ndim != 3 or x.shape[-1] != 3:
-        raise ValueError(f"first_frame must be an (H, W, 3) RGB image, got shape {tuple(x.shape)}")
+        raise ValueError(f"{name} must be an (H, W, 3) RGB image, got shape {tuple(x.shape)}")
     x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
     if x.min() < -1e-3 or x.max() > 1 + 1e-3:
-        raise ValueError("first_frame values must be uint8 or floats in [0, 1]")
-    return x.clamp(0, 1)[None, None]
+        raise ValueError(f"{name} values must be uint8 or floats in [0, 1]")
+    return x.clamp(0, 1)
 
 
 def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str | None = None,
@@ -150,7 +151,7 @@ def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str 
     """
     if order not in ORDERS and plan is None:
         raise ValueError(f"unknown sampling order {order!r}; choose one of {', '.join(ORDERS)}")
-    x = _first_frame_tensor(first_frame)
+    x = as_image(first_frame)[None, None]  # (1, 1, H, W, 3)
     H, W = x.shape[2:4]
     h, w = backend.latent_size(H, W)
     plan = plan or make_plan(order, n_frames, schedule)

@@ -104,6 +104,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..generate import as_image
 from ..packing import PackedContext, PackedGroup
 from ..plan import Group, Plan, Step, inverted_padding
 from ..schedule import Kernel, Schedule, as_schedule
@@ -292,13 +293,7 @@ class HunyuanCondition:
 
 def _image_tensor(image) -> torch.Tensor:
     """``(H, W, 3)`` uint8 or float in [0, 1] (numpy or torch) -> ``(1, 3, H, W)`` float32 in [-1, 1]."""
-    x = torch.as_tensor(np.asarray(image))
-    if x.ndim != 3 or x.shape[-1] != 3:
-        raise ValueError(f"image must be an (H, W, 3) RGB array, got shape {tuple(x.shape)}")
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-    if x.min() < -1e-3 or x.max() > 1 + 1e-3:
-        raise ValueError("image values must be uint8 or floats in [0, 1]")
-    return (2.0 * x.clamp(0, 1) - 1.0).permute(2, 0, 1)[None]
+    return (2.0 * as_image(image, "image") - 1.0).permute(2, 0, 1)[None]
 
 
 # -------------------------------------------------------------------------------- backend
