@@ -8,7 +8,9 @@ Two stages, one config, one seed:
    (from the presets the notebooks offer, with random tail options), a video length and one step
    of that plan, so one checkpoint serves every schedule, tail option and order. The loss is the
    x0 error weighted by ``1 / (sigma^2 + 0.1)``; context latents get a little noise so the model
-   tolerates its own imperfect history. AdamW, warm-up + cosine, EMA.
+   tolerates its own imperfect history. For the orders in ``dit.true_time_orders`` (the inverted
+   order in the shipped config) each frame is the real frame at its RoPE time position
+   (:func:`training_clip`). AdamW, warm-up + cosine, EMA.
 
 Checkpoints (``DIR/state.safetensors`` + ``DIR/state.json``) are written every
 ``checkpoint_every`` steps and on exit; ``--resume`` continues from them. The EMA weights are
@@ -164,19 +166,50 @@ def sample_task(rng: random.Random, max_frames: int):
     return order, sched, plan, step
 
 
+def step_times(step) -> dict[int, int]:
+    """``{frame index: RoPE time position}`` of every frame a plan step generates or sees."""
+    times = dict(zip(step.generated, step.positions))
+    for g in step.groups:
+        times.update(zip(g.frames, g.positions))
+    return times
+
+
 def _lr(step: int, dc: dict) -> float:
     warm = min(1.0, (step + 1) / dc["warmup"])
     return dc["lr"] * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step, dc["steps"]) / dc["steps"])))
 
 
+def training_clip(bank: torch.Tensor, idx: torch.Tensor, order: str, plan, step, dc: dict,
+                  rng: random.Random) -> torch.Tensor:
+    """The latent video one training step sees: ``(B, C, plan.total_frames, h, w)`` from the bank
+    ``(N, C, F, h, w)``, videos ``idx``.
+
+    By default frame ``f`` is frame ``start + f`` of a real clip, whatever its RoPE position (a
+    skipped gap is "some frames away"). For orders in ``dc["true_time_orders"]`` every frame of the
+    step is the real frame at its RoPE *position* instead, so a capped gap (the inverted order's
+    padding) means what it says: the anchor really is that many frames away. Frames the step does
+    not use are zero.
+    """
+    F_ = bank.shape[2]
+    if order not in dc.get("true_time_orders", ()):
+        start = rng.randint(0, F_ - plan.total_frames)
+        return bank[idx, :, start:start + plan.total_frames]
+    times = step_times(step)
+    lo, hi = min(times.values()), max(times.values())
+    start = rng.randint(0, F_ - (hi - lo + 1))
+    frames = sorted(times)
+    video = torch.zeros(len(idx), bank.shape[1], plan.total_frames, *bank.shape[3:], dtype=bank.dtype)
+    video[:, :, frames] = bank[idx][:, :, [start + times[f] - lo for f in frames]]
+    return video
+
+
 def training_loss(model: TinyFramePack, bank: torch.Tensor, task, dc: dict, gen: torch.Generator,
                   rng: random.Random, device) -> torch.Tensor:
     """Flow-matching loss of one batch drawn from the latent bank for one plan step."""
-    _, sched, plan, step = task
-    B, F_ = dc["batch"], bank.shape[2]
+    order, sched, plan, step = task
+    B = dc["batch"]
     idx = torch.randint(0, bank.shape[0], (B,), generator=gen)
-    start = rng.randint(0, F_ - plan.total_frames)
-    video = bank[idx, :, start:start + plan.total_frames].float().to(device)  # (B, C, T, h, w)
+    video = training_clip(bank, idx, order, plan, step, dc, rng).float().to(device)  # (B, C, T, h, w)
     x0 = video[:, :, list(step.generated)]
     history = video
     if rng.random() < dc["context_noise_prob"]:

@@ -145,3 +145,42 @@ def test_training_loss_overfits_one_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def _time_bank(n_videos=3, frames=97):
+    """A bank whose every latent pixel holds its frame's time index (video v adds 1000 v)."""
+    t = torch.arange(frames, dtype=torch.float32)
+    bank = t.view(1, 1, frames, 1, 1).repeat(n_videos, 2, 1, 4, 4)
+    return bank + 1000 * torch.arange(n_videos, dtype=torch.float32).view(-1, 1, 1, 1, 1)
+
+
+def test_training_clip_uses_rope_positions_as_real_times_for_true_time_orders():
+    from framepack_lab.plan import make_plan
+    from framepack_lab.train import step_times, training_clip
+
+    bank, idx = _time_bank(), torch.tensor([2, 0])
+    plan = make_plan("inverted_anti_drifting", 64, None)
+    step = plan.steps[0]  # the last section, anchored to frame 0 across a capped gap
+    times = step_times(step)
+    assert times[0] == 0 and min(times[f] for f in step.generated) < min(step.generated)
+    clip = training_clip(bank, idx, "inverted_anti_drifting", plan, step,
+                         {"true_time_orders": ["inverted_anti_drifting"]}, random.Random(0))
+    assert clip.shape == (2, 2, plan.total_frames, 4, 4)
+    start = float(clip[1, 0, 0, 0, 0])  # the anchor's real time in video 0
+    for f, p in times.items():  # every used frame is the real frame at its position
+        assert float(clip[1, 0, f, 0, 0]) == start + p
+        assert float(clip[0, 0, f, 0, 0]) == 2000 + start + p
+    unused = sorted(set(range(plan.total_frames)) - set(times))
+    assert unused and float(clip[:, :, unused].abs().sum()) == 0
+
+
+def test_training_clip_default_is_a_contiguous_clip():
+    from framepack_lab.plan import make_plan
+    from framepack_lab.train import training_clip
+
+    bank = _time_bank()
+    plan = make_plan("inverted_anti_drifting", 40, None)
+    clip = training_clip(bank, torch.tensor([1]), "inverted_anti_drifting", plan, plan.steps[0], {},
+                         random.Random(0))
+    t = clip[0, 0, :, 0, 0] - 1000
+    assert torch.equal(t, t[0] + torch.arange(plan.total_frames, dtype=torch.float32))
