@@ -19,7 +19,9 @@ from .plan import ORDERS, Plan, Step, make_plan
 from .sampler import dynamic_shift, sample, sigmas
 from .schedule import BASE, Schedule
 
-DEFAULT_ORDER = "inverted_anti_drifting"  # the official FramePack default for image-to-video
+# F1 (forward, the first frame as a permanent anchor) is the order in which the shipped tiny model
+# keeps sprites best (python -m framepack_lab.evaluate); the official demo defaults to inverted anti-drifting.
+DEFAULT_ORDER = "f1"
 
 
 @dataclass
