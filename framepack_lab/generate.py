@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -14,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .backend import HISTORY_NOISE, check_features
 from .packing import pack
 from .plan import ORDERS, Plan, Step, make_plan
 from .sampler import dynamic_shift, sample, sigmas
@@ -22,6 +25,8 @@ from .schedule import BASE, Schedule
 # F1 (forward, the first frame as a permanent anchor) is the order in which the shipped tiny model
 # keeps sprites best (python -m framepack_lab.evaluate); the official demo defaults to inverted anti-drifting.
 DEFAULT_ORDER = "f1"
+# sigma_test of history noise for backends trained with it (python -m framepack_lab.evaluate --sweep)
+DEFAULT_HISTORY_NOISE = 0.1
 
 
 @dataclass
@@ -127,7 +132,8 @@ def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str 
              shift: float | None = None, sampler: str = "euler",
              callback: Callable[[SectionEvent], None] | None = None,
              stop: Callable[[], bool] | None = None, progress: bool = False,
-             plan: Plan | None = None, cond: Any = None) -> GenerationResult:
+             plan: Plan | None = None, cond: Any = None,
+             history_noise: float | None = None, history_guidance: float = 1.0) -> GenerationResult:
     """Generate a video from its first frame with a FramePack backend.
 
     Args:
@@ -147,29 +153,64 @@ def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str 
         plan: run this plan instead of building one from ``order``/``schedule``/``n_frames``.
         cond: passed to ``backend.velocity`` as its fourth argument when given (e.g. HunyuanVideo's
             prompt and image embeddings); backends are called without it when it is None.
+        history_noise: flow time ``sigma_test`` in [0, 1) to which the generated history is
+            noised before packing (Diffusion Forcing's history noise; the first frame stays
+            clean); ``None`` takes the backend's default (:data:`DEFAULT_HISTORY_NOISE` for the
+            tiny model, 0 for backends without the feature).
+        history_guidance: guidance weight ``w`` between the prediction with history and without
+            it: ``v = v_none + w (v_history - v_none)``; 1 is the plain prediction (one model
+            call per sampler step), other values cost a second call.
 
     Returns:
         A :class:`GenerationResult`.
     """
+    return generate_many(backend, [first_frame], n_frames, schedule, order, steps, [seed], shift, sampler,
+                         callback, stop, progress, plan, cond, history_noise, history_guidance)[0]
+
+
+def generate_many(backend, first_frames, n_frames: int = 64, schedule: Schedule | str | None = None,
+                  order: str = DEFAULT_ORDER, steps: int = 20, seeds=None,
+                  shift: float | None = None, sampler: str = "euler",
+                  callback: Callable[[SectionEvent], None] | None = None,
+                  stop: Callable[[], bool] | None = None, progress: bool = False,
+                  plan: Plan | None = None, cond: Any = None,
+                  history_noise: float | None = None, history_guidance: float = 1.0) -> list[GenerationResult]:
+    """:func:`generate` for several first frames at once, as one batch (same plan for all).
+
+    ``first_frames`` is a sequence of ``(H, W, 3)`` images of one size, ``seeds`` one seed each
+    (default ``0, 1, 2, ...``). Each video draws its noise from its own seeded generator, so video
+    ``i`` is the video ``generate(..., seed=seeds[i])`` makes alone (up to float rounding). The
+    callback's event holds the whole batch's latents ``(B, C, T, h, w)``. Returns one
+    :class:`GenerationResult` per first frame.
+    """
     if order not in ORDERS and plan is None:
         raise ValueError(f"unknown sampling order {order!r}; choose one of {', '.join(ORDERS)}")
-    x = as_image(first_frame)[None, None]  # (1, 1, H, W, 3)
-    H, W = x.shape[2:4]
+    images = [as_image(f) for f in first_frames]
+    if not images:
+        raise ValueError("first_frames is empty; give at least one (H, W, 3) image")
+    if any(im.shape != images[0].shape for im in images):
+        raise ValueError(f"all first frames must have one size, got {sorted({tuple(i.shape) for i in images})}")
+    seeds = list(range(len(images))) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != len(images):
+        raise ValueError(f"{len(images)} first frames but {len(seeds)} seeds; give one seed per frame")
+    history_noise = _check_history_options(backend, history_noise, history_guidance)
+    x = torch.stack(images)[:, None]  # (B, 1, H, W, 3)
+    B, H, W = x.shape[0], x.shape[2], x.shape[3]
     h, w = backend.latent_size(H, W)
     plan = plan or make_plan(order, n_frames, schedule)
-    if hasattr(backend, "check_plan"):  # refuse what the backend cannot run before any work
-        backend.check_plan(plan)
+    backend.check_plan(plan)  # refuse what the backend cannot run before any work
     shift = dynamic_shift(BASE.tokens(plan.schedule.generated, h, w)) if shift is None else float(shift)
     sched = sigmas(steps, shift)
 
-    first_latent = backend.encode(x)  # (1, C, 1, h, w)
+    first_latent = backend.encode(x)  # (B, C, 1, h, w)
     C = first_latent.shape[1]
-    video = torch.zeros(1, C, plan.total_frames, h, w, device=first_latent.device)
+    video = torch.zeros(B, C, plan.total_frames, h, w, device=first_latent.device)
     video[:, :, 0] = first_latent[:, :, 0]
     known = {0}
-    gen = torch.Generator().manual_seed(int(seed))
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
     seconds: list[float] = []
     stopped = False
+    extra = () if cond is None else (cond,)
 
     bar = None
     if progress:
@@ -180,10 +221,10 @@ def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str 
             stopped = True
             break
         t0 = time.perf_counter()
-        context = pack(video, step, backend.kernels)
-        noise = torch.randn((1, C, len(step.generated), h, w), generator=gen).to(video.device)
-        extra = () if cond is None else (cond,)
-        section = sample(lambda xt, s: backend.velocity(xt, s.to(xt.device), context, *extra), noise, sched, sampler)
+        context = pack(video, step, backend.kernels, history_noise, gens)
+        noise = torch.cat([torch.randn((1, C, len(step.generated), h, w), generator=g) for g in gens]).to(video.device)
+        velocity = _guided_velocity(backend, context, history_guidance, extra)
+        section = sample(velocity, noise, sched, sampler)
         video[:, :, list(step.generated)] = section
         known.update(step.generated)
         seconds.append(time.perf_counter() - t0)
@@ -196,9 +237,40 @@ def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str 
         bar.close()
 
     video = video[:, :, :plan.n_frames]
-    frames = _to_numpy(backend.decode(video))[0]
+    frames = _to_numpy(backend.decode(video))
     known_list = sorted(f for f in known if f < plan.n_frames)
     if stopped:
-        frames[~decoded_mask(frames.shape[0], plan.n_frames, known_list)] = 0.5
-    return GenerationResult(frames, video[0].cpu(), plan, int(seed), seconds, stopped, known_list,
-                            {"steps": steps, "sampler": sampler, "shift": shift})
+        frames[:, ~decoded_mask(frames.shape[1], plan.n_frames, known_list)] = 0.5
+    info = {"steps": steps, "sampler": sampler, "shift": shift, "history_noise": history_noise,
+            "history_guidance": float(history_guidance)}
+    return [GenerationResult(frames[b], video[b].cpu(), plan, seeds[b], list(seconds), stopped, known_list, dict(info))
+            for b in range(B)]
+
+
+def _check_history_options(backend, history_noise: float | None, history_guidance: float) -> float:
+    """Validate the anti-drifting options against each other and the backend; returns the noise level."""
+    if history_noise is None:
+        history_noise = DEFAULT_HISTORY_NOISE if HISTORY_NOISE in backend.features else 0.0
+    if not (isinstance(history_noise, (int, float)) and 0.0 <= float(history_noise) < 1.0):
+        raise ValueError(f"history_noise must be a flow time in [0, 1), got {history_noise!r} "
+                         "(0 = clean history; the tiny model was trained with levels up to 0.6)")
+    if not (isinstance(history_guidance, (int, float)) and math.isfinite(history_guidance) and history_guidance >= 0):
+        raise ValueError(f"history_guidance must be a finite weight >= 0, got {history_guidance!r} (1 = no guidance)")
+    check_features(backend, history_noise=float(history_noise) > 0,
+                   history_guidance=float(history_guidance) != 1.0)
+    return float(history_noise)
+
+
+def _guided_velocity(backend, context, w: float, extra: tuple) -> Callable:
+    """The sampler's velocity for one section: plain, or history guidance
+    ``v = v_none + w (v_history - v_none)`` (classifier-free guidance over the history)."""
+    def plain(xt, s):
+        return backend.velocity(xt, s.to(xt.device), context, *extra)
+    if w == 1.0:
+        return plain
+    empty = dataclasses.replace(context, groups=[], history_noise=0.0)
+
+    def guided(xt, s):
+        v_none = backend.velocity(xt, s.to(xt.device), empty, *extra)
+        return v_none + w * (plain(xt, s) - v_none)
+    return guided

@@ -121,6 +121,68 @@ def true_displacements(w: world.World, t: int) -> dict[int, float]:
     return {s.colour: float(np.hypot(*(p[1, j] - p[0, j]))) for j, s in enumerate(w.sprites)}
 
 
+def sprite_tracks(video) -> list[dict[int, tuple[float, float, int]]]:
+    """:func:`framepack_lab.world.find_sprites` of every frame: ``[{colour: (y, x, pixels)}] * T``."""
+    return [world.find_sprites(f) for f in _video(video)]
+
+
+def sprite_presence(video, tracks=None) -> np.ndarray:
+    """Per frame, the fraction of the sprites found in frame 0 still found (same colour): ``(T,)``.
+
+    All NaN when frame 0 shows no sprite. Over the *whole* video, not one probe frame: the last
+    frame alone flatters an order that generates the end first.
+    """
+    tracks = sprite_tracks(video) if tracks is None else tracks
+    first = tracks[0]
+    if not first:
+        return np.full(len(tracks), np.nan)
+    return np.array([sum(c in found for c in first) / len(first) for found in tracks])
+
+
+def size_ratios(video, tracks=None) -> dict[int, float]:
+    """Pixel count at the last frame over the first, for each first-frame sprite still found at
+    the last frame (melting shrinks it, smearing grows it)."""
+    tracks = sprite_tracks(video) if tracks is None else tracks
+    first, last = tracks[0], tracks[-1]
+    return {c: last[c][2] / first[c][2] for c in first if c in last}
+
+
+def path_lengths(video, stride: int = 4, tracks=None) -> dict[int, tuple[float, list[int]]]:
+    """Path length in pixels of each first-frame sprite, from its centroid every ``stride`` frames.
+
+    Returns ``{colour: (length, times)}``: the summed centroid displacement over consecutive sampled
+    frames where the sprite is found in both, and the sampled frames used (so the world's own path
+    can be measured over the same frames, :func:`true_path_lengths`). A stride of a few frames
+    keeps centroid jitter from counting as motion.
+    """
+    tracks = sprite_tracks(video) if tracks is None else tracks
+    out = {}
+    for c in tracks[0]:
+        length, used = 0.0, []
+        for t0 in range(0, len(tracks) - stride, stride):
+            a, b = tracks[t0].get(c), tracks[t0 + stride].get(c)
+            if a is not None and b is not None:
+                length += float(np.hypot(b[0] - a[0], b[1] - a[1]))
+                used.append(t0)
+        out[c] = (length, used)
+    return out
+
+
+def true_path_lengths(w: world.World, paths: dict[int, tuple[float, list[int]]], stride: int = 4) -> dict[int, float]:
+    """The world's own path length of each sprite over the same sampled frames as ``paths``."""
+    out = {}
+    for j, s in enumerate(w.sprites):
+        if s.colour in paths:
+            t0 = np.asarray(paths[s.colour][1], dtype=np.float64)
+            if len(t0):
+                p = world.sprite_positions(w, np.concatenate([t0, t0 + stride]))
+                d = p[len(t0):, j] - p[:len(t0), j]
+                out[s.colour] = float(np.hypot(d[:, 0], d[:, 1]).sum())
+            else:
+                out[s.colour] = 0.0
+    return out
+
+
 # --------------------------------------------------------------------------- drift report
 def per_frame(video, names=None) -> dict[str, np.ndarray]:
     """``{metric name: (T,) curve}`` for the named per-frame metrics (default: all of ``PER_FRAME``)."""

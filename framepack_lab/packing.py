@@ -100,11 +100,14 @@ class PackedContext:
         groups: packed context groups in the step's (time) order.
         positions: RoPE time positions of the generated frames.
         latent_size: ``(H, W)`` of one latent frame.
+        history_noise: flow-time noise level of the generated history in the groups (a float, or
+            ``(B,)`` per example in training); 0 = clean. See :func:`noise_history`.
     """
 
     groups: list[PackedGroup]
     positions: tuple[int, ...]
     latent_size: tuple[int, int]
+    history_noise: float | torch.Tensor = 0.0
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -145,13 +148,58 @@ def _pack_group(video: torch.Tensor, group: Group, available: Iterable[Kernel]) 
     return PackedGroup(x, group.kernel, embed, group.frames, group.positions, group.kernel.ratio, grid)
 
 
-def pack(video: torch.Tensor, step: Step, available: Iterable[Kernel] = (BASE,)) -> PackedContext:
+# Frames never noised as history: the user's first frame is real, not generated.
+CLEAN_FRAMES = (0,)
+
+
+def noise_history(video: torch.Tensor, step: Step, level: float | torch.Tensor,
+                  generator: torch.Generator | Sequence[torch.Generator] | None = None, clean: Iterable[int] = CLEAN_FRAMES) -> torch.Tensor:
+    """Noise the context frames a step sees to flow time ``level`` (history noise).
+
+    Diffusion Forcing's history noise (GameNGen's noise augmentation): small errors in generated
+    history then look like noise the model has learned to see through. Flow matching's forward
+    process, ``z' = (1 - level) z + level eps``, is applied to every context frame of ``step``
+    except ``clean`` ones (the user's frame).
+
+    Args:
+        video: latent buffer ``(B, C, T, H, W)``; not modified.
+        step: the plan step whose context frames are noised.
+        level: flow time in [0, 1), a float or ``(B,)`` per example.
+        generator: CPU generator for the noise (seeded runs repeat exactly), or one per example.
+        clean: frame indices left clean.
+
+    Returns:
+        A new ``(B, C, T, H, W)`` buffer.
+    """
+    skip = set(clean)
+    frames = [f for f in step.context_frames if f not in skip]
+    level = torch.as_tensor(level, dtype=video.dtype)
+    if not frames or not bool((level != 0).any()):
+        return video
+    out = video.clone()
+    x = out[:, :, frames]
+    if isinstance(generator, (list, tuple)):  # one generator per example (batched generation)
+        eps = torch.cat([torch.randn(x[:1].shape, generator=g, dtype=video.dtype) for g in generator])
+    else:
+        eps = torch.randn(x.shape, generator=generator, dtype=video.dtype)
+    eps = eps.to(video.device)
+    s = level.to(video.device).reshape(-1, 1, 1, 1, 1)
+    out[:, :, frames] = (1 - s) * x + s * eps  # x_sigma = (1 - sigma) x0 + sigma eps
+    return out
+
+
+def pack(video: torch.Tensor, step: Step, available: Iterable[Kernel] = (BASE,),
+         history_noise: float | torch.Tensor = 0.0,
+         generator: torch.Generator | Sequence[torch.Generator] | None = None) -> PackedContext:
     """Pack the known frames a step sees.
 
     Args:
         video: the latent buffer ``(B, C, T, H, W)``; frames the step does not list are ignored.
         step: a plan step.
         available: the kernels the backend has patch embeddings for.
+        history_noise: noise the context frames (all but the first frame) to this flow time
+            first (:func:`noise_history`); recorded in the result for the model.
+        generator: the noise's generator when ``history_noise`` is not 0.
 
     Returns:
         The :class:`PackedContext` of the step.
@@ -164,5 +212,6 @@ def pack(video: torch.Tensor, step: Step, available: Iterable[Kernel] = (BASE,))
     if needed >= video.shape[2]:
         raise ValueError(f"step needs frame {needed} but the latent buffer has {video.shape[2]} frames")
     available = tuple(available)
+    video = noise_history(video, step, history_noise, generator)
     groups = [_pack_group(video, g, available) for g in step.groups]
-    return PackedContext(groups, step.positions, (H, W))
+    return PackedContext(groups, step.positions, (H, W), history_noise)

@@ -7,8 +7,10 @@ Two stages, one config, one seed:
 2. **DiT** by flow matching with x0 prediction. Every batch draws a sampling order, a schedule
    (from the presets the notebooks offer, with random tail options), a video length and one step
    of that plan, so one checkpoint serves every schedule, tail option and order. The loss is the
-   x0 error weighted by ``1 / (sigma^2 + 0.1)``; context latents get a little noise so the model
-   tolerates its own imperfect history. For the orders in ``dit.true_time_orders`` (the inverted
+   x0 error weighted by ``1 / (sigma^2 + 0.1)``. Against drift, the history is noised to a random
+   flow time the model is told (``history_noise_*``, Diffusion Forcing), and dropped entirely in
+   a fraction of batches (``history_dropout``) so the same model predicts without history, for
+   history guidance. For the orders in ``dit.true_time_orders`` (the inverted
    order in the shipped config) each frame is the real frame at its RoPE time position
    (:func:`training_clip`). AdamW, warm-up + cosine, EMA.
 
@@ -151,8 +153,12 @@ def _pick(rng: random.Random, items):
     return rng.choices([i[:-1] if len(i) > 2 else i[0] for i in items], weights=[i[-1] for i in items])[0]
 
 
-def sample_task(rng: random.Random, max_frames: int):
-    """Draw (order, schedule, plan step) for one batch."""
+def sample_task(rng: random.Random, max_frames: int, dc: dict | None = None):
+    """Draw (order, schedule, plan, plan step) for one batch.
+
+    ``dc["first_step_prob"]`` (default 0) is the chance of taking the plan's first step instead of
+    a uniform one: the inverted order's first section, far from its anchor, is the one that fails.
+    """
     order, name = _pick(rng, TRAIN_MIX)
     sched = parse(name)
     S = _pick(rng, SECTION_LENGTHS)
@@ -162,7 +168,10 @@ def sample_task(rng: random.Random, max_frames: int):
     sched = dataclasses.replace(sched, generated=S, tail=tail)
     n_frames = rng.randint(S + 1, max_frames - S)
     plan = make_plan(order, n_frames, sched)
-    step = rng.choice(plan.steps)
+    if rng.random() < (dc or {}).get("first_step_prob", 0.0):
+        step = plan.steps[0]
+    else:
+        step = rng.choice(plan.steps)
     return order, sched, plan, step
 
 
@@ -211,11 +220,13 @@ def training_loss(model: TinyFramePack, bank: torch.Tensor, task, dc: dict, gen:
     idx = torch.randint(0, bank.shape[0], (B,), generator=gen)
     video = training_clip(bank, idx, order, plan, step, dc, rng).float().to(device)  # (B, C, T, h, w)
     x0 = video[:, :, list(step.generated)]
-    history = video
-    if rng.random() < dc["context_noise_prob"]:
-        level = torch.rand(B, 1, 1, 1, 1, generator=gen).to(device) * dc["context_noise"]
-        history = video + level * torch.randn(video.shape, generator=gen).to(device)
-    context = pack(history, step, model.kernels)
+    level = 0.0
+    if model.config.history_noise:  # Diffusion Forcing: noise the history, tell the model how much
+        noisy = (torch.rand(B, generator=gen) < dc["history_noise_prob"]).float()
+        level = noisy * torch.rand(B, generator=gen) * dc["history_noise_max"]
+    context = pack(video, step, model.kernels, history_noise=level, generator=gen)
+    if rng.random() < dc.get("history_dropout", 0.0):  # no history at all: for history guidance
+        context = dataclasses.replace(context, groups=[], history_noise=0.0)
     u = torch.rand(B, generator=gen)
     shift = dc["train_shift"]
     sigma = (shift * u / (1 + (shift - 1) * u)).to(device)
@@ -289,11 +300,16 @@ def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
     ae.eval()
     for p in ae.parameters():
         p.requires_grad_(False)
-    t_bank = time.time()
-    bank = build_latent_bank(ae, cfg, device, progress)  # also sets the latent statistics
-    ae_record["bank_seconds"] = round(time.time() - t_bank, 1)
-    save_file({k: v.contiguous() for k, v in ae.state_dict().items()}, str(ae_file))
-    (out / "autoencoder.json").write_text(json.dumps(ae_record))
+    bank_file = out / "latent_bank.safetensors"
+    if resume and bank_file.exists() and ae_file.exists():  # the bank of this autoencoder, encoded once
+        bank = load_file(str(bank_file))["bank"]
+    else:
+        t_bank = time.time()
+        bank = build_latent_bank(ae, cfg, device, progress)  # also sets the latent statistics
+        ae_record["bank_seconds"] = round(time.time() - t_bank, 1)
+        save_file({k: v.contiguous() for k, v in ae.state_dict().items()}, str(ae_file))
+        (out / "autoencoder.json").write_text(json.dumps(ae_record))
+        save_file({"bank": bank.contiguous()}, str(bank_file))
 
     # stage 2: DiT (seeded on its own, so a run resumed after stage 1 matches an uninterrupted one)
     torch.manual_seed(cfg["seed"] + 2)
@@ -326,7 +342,7 @@ def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
         for step in bar:
             for g in opt.param_groups:
                 g["lr"] = _lr(step, dc)
-            task = sample_task(rng, bank.shape[2])
+            task = sample_task(rng, bank.shape[2], dc)
             loss = training_loss(model, bank, task, dc, gen, rng, device)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -48,7 +48,7 @@ def test_every_order_runs(backend, order):
 @pytest.mark.parametrize("sampler", ["euler", "heun"])
 def test_samplers_and_fixed_shift(backend, sampler):
     r = run(backend, sampler=sampler, shift=2.0)
-    assert r.info == {"steps": 2, "sampler": sampler, "shift": 2.0}
+    assert r.info == {"steps": 2, "sampler": sampler, "shift": 2.0, "history_noise": 0.0, "history_guidance": 1.0}
 
 
 @pytest.mark.parametrize("order", ["vanilla", "inverted_anti_drifting"])

@@ -54,7 +54,7 @@ def test_train_exports_a_loadable_checkpoint(trained):
     assert json.loads((out / "state.json").read_text())["step"] == 3
 
     be = load_tiny(path)
-    assert isinstance(be, TinyBackend) and be.model.config == tiny_config()
+    assert isinstance(be, TinyBackend) and be.model.config == tiny_config(history_noise=True)
     # the latent statistics of the bank were set (not the identity defaults)
     assert not torch.equal(be.autoencoder.latent_std, torch.ones(4))
     first = W.video(W.HELDOUT_SEEDS[1], 1)[0]
@@ -132,7 +132,7 @@ def test_training_loss_overfits_one_batch():
     torch.manual_seed(0)
     model = TinyFramePack(tiny_config())
     bank = torch.randn(2, 4, 24, 8, 8, generator=torch.Generator().manual_seed(0)).half()
-    dc = {"batch": 2, "train_shift": 3.0, "context_noise": 0.15, "context_noise_prob": 0.0}
+    dc = {"batch": 2, "train_shift": 3.0, "history_noise_prob": 0.0, "history_noise_max": 0.5}
     task = sample_task(random.Random(1), bank.shape[2])
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []

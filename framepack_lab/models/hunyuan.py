@@ -103,6 +103,7 @@ from typing import NamedTuple
 
 import torch
 
+from ..backend import BackendBase
 from ..generate import as_image
 from ..packing import PackedContext, PackedGroup
 from ..plan import Group, Plan, Step, inverted_padding
@@ -296,12 +297,14 @@ def _image_tensor(image) -> torch.Tensor:
 
 
 # -------------------------------------------------------------------------------- backend
-class HunyuanBackend:
+class HunyuanBackend(BackendBase):
     """HunyuanVideo FramePack components as a backend for :func:`framepack_lab.generate.generate`.
 
     Build it with :func:`load_hunyuan` (weights folder) or :func:`tiny_backend` (tests). The
     components live in a ``HunyuanVideoFramepackPipeline`` (``self.pipe``) so diffusers' offloading
-    hooks apply; only the components are used, never the pipeline's own loop.
+    hooks apply; only the components are used, never the pipeline's own loop. It has no optional
+    features: HunyuanVideo FramePack was not trained with history noise or history dropout, so
+    ``generate`` refuses ``history_noise`` and ``history_guidance`` for it.
     """
 
     kernels = KERNELS

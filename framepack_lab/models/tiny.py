@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..backend import HISTORY_GUIDANCE, HISTORY_NOISE, BackendBase
 from ..packing import PackedContext, check_latent_size
 from ..rope import apply_rope
 from ..schedule import BASE, Kernel
@@ -38,6 +39,10 @@ class TinyConfig:
     kernels: tuple[int, ...] = (1, 2, 4, 8)  # kN embeddings the model owns
     ae_width: int = 32
     frame_size: int = 64
+    # the model is told how noisy its history is (training with history noise, Diffusion Forcing
+    # style) and was trained with history dropout; False for checkpoints trained without them,
+    # which then refuse history_noise > 0 and history guidance
+    history_noise: bool = False
 
     def __post_init__(self):
         self.rope_axes = tuple(self.rope_axes)
@@ -103,6 +108,10 @@ class TinyFramePack(nn.Module):
             k.name: nn.Conv3d(c.latent_channels, c.width, k.size, stride=k.size) for k in self.kernels
         })
         self.time_mlp = nn.Sequential(nn.Linear(c.width, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
+        if c.history_noise:  # the history's noise level, added to the flow-time embedding
+            self.history_mlp = nn.Sequential(nn.Linear(c.width, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
+            nn.init.zeros_(self.history_mlp[-1].weight)
+            nn.init.zeros_(self.history_mlp[-1].bias)
         self.blocks = nn.ModuleList(Block(c.width, c.heads) for _ in range(c.depth))
         self.norm_out = nn.LayerNorm(c.width, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(c.width, 2 * c.width)
@@ -157,6 +166,9 @@ class TinyFramePack(nn.Module):
         cos, sin = self._rope(context, rope_mode, rope_time_offset)
         cos, sin = cos.to(x.device), sin.to(x.device)
         temb = self.time_mlp(timestep_embedding(sigma, self.config.width).to(x.device))
+        if self.config.history_noise:
+            level = torch.as_tensor(context.history_noise, dtype=torch.float32).expand(B)
+            temb = temb + self.history_mlp(timestep_embedding(level, self.config.width).to(x.device))
         for block in self.blocks:
             x = block(x, temb, cos, sin)
         x = x[:, -noisy.shape[1]:]
@@ -168,11 +180,11 @@ class TinyFramePack(nn.Module):
 
 # ----------------------------------------------------------------------------------- backend
 @dataclass
-class TinyBackend:
+class TinyBackend(BackendBase):
     """The embedded backend: autoencoder latents and the tiny DiT.
 
-    Implements the backend protocol: ``encode``, ``decode``, ``velocity``, ``kernels``,
-    ``latent_channels``, ``latent_size``.
+    Implements :class:`framepack_lab.backend.Backend`: ``encode``, ``decode``, ``velocity``,
+    ``kernels``, ``features``, ``latent_size`` (and ``latent_channels``).
     """
 
     model: TinyFramePack
@@ -185,6 +197,11 @@ class TinyBackend:
     @property
     def kernels(self) -> frozenset[Kernel]:
         return frozenset(self.model.kernels)
+
+    @property
+    def features(self) -> frozenset[str]:
+        """History noise and history guidance when the checkpoint was trained for them."""
+        return frozenset({HISTORY_NOISE, HISTORY_GUIDANCE}) if self.model.config.history_noise else frozenset()
 
     @property
     def latent_channels(self) -> int:
