@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from .packing import PackedContext
-from .plan import Plan, Step
+from .plan import Plan
 from .schedule import Kernel
 
 # Generation features a backend may offer beyond plain packed-context sampling. The runner refuses
@@ -65,9 +65,9 @@ class Backend(Protocol):
     def check_plan(self, plan: Plan) -> None:
         """Raise ``ValueError`` for a plan the backend cannot run (called before any work)."""
 
-    def prepare_section(self, step: Step, context: PackedContext) -> Any:
-        """Per-section state computed once before the sampler's steps (e.g. RoPE tables); passed
-        back to :meth:`velocity` through ``context.prepared``."""
+    def prepare_section(self, context: PackedContext) -> Any:
+        """Per-section state computed once before the sampler's steps (e.g. RoPE tables); the
+        runner stores it in ``context.prepared`` for :meth:`velocity`. No caches hidden elsewhere."""
 
 
 class BackendBase:
@@ -82,7 +82,7 @@ class BackendBase:
     def check_plan(self, plan: Plan) -> None:
         return None
 
-    def prepare_section(self, step: Step, context: PackedContext) -> Any:
+    def prepare_section(self, context: PackedContext) -> Any:
         return None
 
 

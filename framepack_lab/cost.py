@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .generate import generate
-from .plan import vanilla
+from .plan import DEFAULT_SCHEDULES, vanilla
 from .schedule import parse
 
 
@@ -88,7 +88,7 @@ class SectionCost:
         return self.seconds[-1] / self.seconds[0]
 
 
-def section_costs(backend, first_frame, n_sections: int = 8, schedule: str = "td_f16k4f4k2f2k1_g4",
+def section_costs(backend, first_frame, n_sections: int = 8, schedule: str = DEFAULT_SCHEDULES["vanilla"],
                   steps: int = 4, seed: int = 0) -> dict[str, SectionCost]:
     """Time every section of a vanilla video, packed (``schedule``) and unpacked (all history at k1).
 

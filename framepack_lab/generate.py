@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .backend import HISTORY_NOISE, check_features
+from .frames import as_image, decoded_mask
 from .packing import pack
 from .plan import ORDERS, Plan, Step, make_plan
 from .sampler import dynamic_shift, sample, sigmas
@@ -63,25 +64,6 @@ class SectionEvent:
         return frames
 
 
-def decoded_mask(n_decoded: int, n_latent: int, known) -> np.ndarray:
-    """Which of ``n_decoded`` decoded frames come from the ``known`` latent frames ``(n_decoded,)``.
-
-    One frame per latent frame (the tiny model), or a causal video VAE's ``1 + r (T - 1)`` frames:
-    latent 0 gives frame 0, latent ``k >= 1`` frames ``1 + r (k - 1) .. r k`` (HunyuanVideo, r = 4).
-    """
-    known = [k for k in known if k < n_latent]
-    mask = np.zeros(n_decoded, dtype=bool)
-    if n_decoded == n_latent:
-        mask[known] = True
-        return mask
-    r = (n_decoded - 1) // max(n_latent - 1, 1)
-    if n_latent < 2 or n_decoded != 1 + r * (n_latent - 1):
-        raise ValueError(f"cannot map {n_decoded} decoded frames onto {n_latent} latent frames")
-    for k in known:
-        mask[0 if k == 0 else slice(1 + r * (k - 1), 1 + r * k)] = True
-    return mask
-
-
 @dataclass
 class GenerationResult:
     """The output of :func:`generate`.
@@ -115,25 +97,14 @@ def _to_numpy(frames: torch.Tensor) -> np.ndarray:
     return frames.detach().float().cpu().numpy()
 
 
-def as_image(image, name: str = "first_frame") -> torch.Tensor:
-    """An ``(H, W, 3)`` uint8 image or float image in [0, 1] (numpy or torch) -> ``(H, W, 3)``
-    float32 in [0, 1]; ``ValueError`` naming ``name`` for anything else."""
-    x = torch.as_tensor(np.asarray(image))
-    if x.ndim != 3 or x.shape[-1] != 3:
-        raise ValueError(f"{name} must be an (H, W, 3) RGB image, got shape {tuple(x.shape)}")
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-    if x.min() < -1e-3 or x.max() > 1 + 1e-3:
-        raise ValueError(f"{name} values must be uint8 or floats in [0, 1]")
-    return x.clamp(0, 1)
-
-
 def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str | None = None,
              order: str = DEFAULT_ORDER, steps: int = 20, seed: int = 0,
              shift: float | None = None, sampler: str = "euler",
              callback: Callable[[SectionEvent], None] | None = None,
              stop: Callable[[], bool] | None = None, progress: bool = False,
              plan: Plan | None = None, cond: Any = None,
-             history_noise: float | None = None, history_guidance: float = 1.0) -> GenerationResult:
+             history_noise: float | None = None, history_guidance: float = 1.0,
+             before_section: Callable[[Step], None] | None = None) -> GenerationResult:
     """Generate a video from its first frame with a FramePack backend.
 
     Args:
@@ -153,6 +124,7 @@ def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str 
         plan: run this plan instead of building one from ``order``/``schedule``/``n_frames``.
         cond: passed to ``backend.velocity`` as its fourth argument when given (e.g. HunyuanVideo's
             prompt and image embeddings); backends are called without it when it is None.
+        before_section: called with the plan step just before each section starts (after ``stop``).
         history_noise: flow time ``sigma_test`` in [0, 1) to which the generated history is
             noised before packing (Diffusion Forcing's history noise; the first frame stays
             clean); ``None`` takes the backend's default (:data:`DEFAULT_HISTORY_NOISE` for the
@@ -165,7 +137,7 @@ def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str 
         A :class:`GenerationResult`.
     """
     return generate_many(backend, [first_frame], n_frames, schedule, order, steps, [seed], shift, sampler,
-                         callback, stop, progress, plan, cond, history_noise, history_guidance)[0]
+                         callback, stop, progress, plan, cond, history_noise, history_guidance, before_section)[0]
 
 
 def generate_many(backend, first_frames, n_frames: int = 64, schedule: Schedule | str | None = None,
@@ -174,7 +146,8 @@ def generate_many(backend, first_frames, n_frames: int = 64, schedule: Schedule 
                   callback: Callable[[SectionEvent], None] | None = None,
                   stop: Callable[[], bool] | None = None, progress: bool = False,
                   plan: Plan | None = None, cond: Any = None,
-                  history_noise: float | None = None, history_guidance: float = 1.0) -> list[GenerationResult]:
+                  history_noise: float | None = None, history_guidance: float = 1.0,
+                  before_section: Callable[[Step], None] | None = None) -> list[GenerationResult]:
     """:func:`generate` for several first frames at once, as one batch (same plan for all).
 
     ``first_frames`` is a sequence of ``(H, W, 3)`` images of one size, ``seeds`` one seed each
@@ -220,8 +193,11 @@ def generate_many(backend, first_frames, n_frames: int = 64, schedule: Schedule 
         if stop is not None and stop():
             stopped = True
             break
+        if before_section is not None:
+            before_section(step)
         t0 = time.perf_counter()
         context = pack(video, step, backend.kernels, history_noise, gens)
+        context = dataclasses.replace(context, prepared=backend.prepare_section(context))
         noise = torch.cat([torch.randn((1, C, len(step.generated), h, w), generator=g) for g in gens]).to(video.device)
         velocity = _guided_velocity(backend, context, history_guidance, extra)
         section = sample(velocity, noise, sched, sampler)
@@ -268,7 +244,8 @@ def _guided_velocity(backend, context, w: float, extra: tuple) -> Callable:
         return backend.velocity(xt, s.to(xt.device), context, *extra)
     if w == 1.0:
         return plain
-    empty = dataclasses.replace(context, groups=[], history_noise=0.0)
+    empty = dataclasses.replace(context, groups=[], history_noise=0.0, prepared=None)
+    empty = dataclasses.replace(empty, prepared=backend.prepare_section(empty))
 
     def guided(xt, s):
         v_none = backend.velocity(xt, s.to(xt.device), empty, *extra)

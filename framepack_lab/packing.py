@@ -13,7 +13,7 @@ per-frame kernel (1, 8, 8) is a (1, 4, 4) average then k1.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -102,12 +102,15 @@ class PackedContext:
         latent_size: ``(H, W)`` of one latent frame.
         history_noise: flow-time noise level of the generated history in the groups (a float, or
             ``(B,)`` per example in training); 0 = clean. See :func:`noise_history`.
+        prepared: what the backend's ``prepare_section`` computed for this step (e.g. RoPE
+            tables), set by the runner; ``None`` until then.
     """
 
     groups: list[PackedGroup]
     positions: tuple[int, ...]
     latent_size: tuple[int, int]
     history_noise: float | torch.Tensor = 0.0
+    prepared: Any = None
 
     @property
     def grid(self) -> tuple[int, int]:

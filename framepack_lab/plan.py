@@ -25,16 +25,18 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .schedule import BASE, Block, Kernel, Schedule, as_schedule
+from .schedule import BASE, PRESETS, Block, Kernel, Schedule, as_schedule
 
 ORDERS = ("vanilla", "anti_drifting", "inverted_anti_drifting", "f1")
 
-DEFAULT_SCHEDULES = {
-    "vanilla": "td_f16k4f4k2f2k1_g4",
-    "anti_drifting": "td_f16k4f4k2f2k1_g4_x_f1k1",
-    "inverted_anti_drifting": "f1k1_x_g4_f2k1f4k2f16k4_td",
-    "f1": "f1k1_x_f16k4f4k2f2k1_g4",
+# Each order's default schedule, as a key of the one table of named schedules (schedule.PRESETS).
+DEFAULT_PRESETS = {
+    "vanilla": "temporal_kernel",
+    "anti_drifting": "anti_drifting",
+    "inverted_anti_drifting": "inverted",
+    "f1": "important_start",
 }
+DEFAULT_SCHEDULES = {order: PRESETS[key].name for order, key in DEFAULT_PRESETS.items()}
 
 
 @dataclass(frozen=True)

@@ -437,6 +437,14 @@ _PRESETS = [
     Preset("inverted", "f1k1_x_g4_f2k1f4k2f16k4_td",
            "For inverted anti-drifting: the user's first frame as a 1x anchor on the left, the "
            "already generated future on the right, compressed more the farther it lies."),
+    Preset("inverted_official_history", "f1k1_x_g4_f1k1f2k2f16k4_td",
+           "Inverted anti-drifting with the official model's history sizes (1 + 2 + 16 frames at "
+           "1x, 2x, 4x) around the embedded model's 4-frame sections."),
+    Preset("temporal_kernel_1x", "td_f16k4f4k2f1k1_g4",
+           "The temporal-kernel layout with a single 1x frame: the paper's vanilla ablation row "
+           "scaled to 4-frame sections."),
+    Preset("anti_drifting_1x", "td_f16k4f4k2f1k1_g4_x_f1k1",
+           "Anti-drifting's layout with a single 1x frame on the left (the paper's ablation row)."),
     Preset("official_inverted", "f1k1_x_g9_f1k1f2k2f16k4_td",
            "The official HunyuanVideo FramePack layout (9-frame sections, 1+2+16 history)."),
     Preset("official_vanilla", "td_f16k4f4k2f1k1_g9",

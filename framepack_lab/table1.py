@@ -19,18 +19,19 @@ import numpy as np
 
 from . import metrics, world
 from .generate import generate
+from .schedule import PRESETS as SCHEDULES
 
 # The paper's rows where the tiny model supports them, scaled to its 4-frame sections.
-ROWS = [
-    ("vanilla", "td_f16k4f4k2f2k1_g4"),
-    ("vanilla", "td_f16k4f4k2f1k1_g4"),
-    ("vanilla", "td_f1k1h16w16f1k1h8w16f1k1h8w8f1k1h4w8f1k1h4w4f1k1h2w4f1k1_g4"),
-    ("anti_drifting", "td_f16k4f4k2f2k1_g4_x_f1k1"),
-    ("anti_drifting", "td_f16k4f4k2f1k1_g4_x_f1k1"),
-    ("inverted_anti_drifting", "f1k1_x_g4_f2k1f4k2f16k4_td"),
-    ("inverted_anti_drifting", "f1k1_x_g4_f1k1f2k2f16k4_td"),
-    ("f1", "f1k1_x_f16k4f4k2f2k1_g4"),
-]
+ROWS = [(order, SCHEDULES[key].name) for order, key in [
+    ("vanilla", "temporal_kernel"),
+    ("vanilla", "temporal_kernel_1x"),
+    ("vanilla", "geometric"),
+    ("anti_drifting", "anti_drifting"),
+    ("anti_drifting", "anti_drifting_1x"),
+    ("inverted_anti_drifting", "inverted"),
+    ("inverted_anti_drifting", "inverted_official_history"),
+    ("f1", "important_start"),
+]]
 PRESETS = {
     "full": {"rows": ROWS, "seeds": 16, "frames": 64, "steps": 16},
     "smoke": {"rows": [ROWS[0], ROWS[5]], "seeds": 2, "frames": 17, "steps": 4},

@@ -41,21 +41,21 @@ from .models.autoencoder import TinyAutoencoder
 from .models.tiny import TinyConfig, TinyFramePack, _check_device, save_tiny
 from .packing import pack
 from .plan import make_plan
-from .schedule import PRESETS, parse
+from .schedule import PRESETS
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "assets" / "tiny_train.json"
 
-# (order, schedule) pairs the model learns; the notebooks offer these (and their tail variants)
+# (order, schedule preset, weight) the model learns; the notebooks offer these (and their tail variants)
 TRAIN_MIX = [
-    ("inverted_anti_drifting", "f1k1_x_g4_f2k1f4k2f16k4_td", 4.0),
-    ("inverted_anti_drifting", "f1k1_x_g4_f1k1f2k2f16k4_td", 1.0),
-    ("vanilla", "td_f16k4f4k2f2k1_g4", 3.0),
-    ("vanilla", "td_f16k4f4k2f1k1_g4", 1.0),
-    ("vanilla", PRESETS["geometric"].name, 1.0),
-    ("vanilla", PRESETS["level_duplication"].name, 1.0),
-    ("vanilla", PRESETS["symmetric"].name, 1.0),
-    ("f1", "f1k1_x_f16k4f4k2f2k1_g4", 2.0),
-    ("anti_drifting", "td_f16k4f4k2f2k1_g4_x_f1k1", 2.0),
+    ("inverted_anti_drifting", "inverted", 4.0),
+    ("inverted_anti_drifting", "inverted_official_history", 1.0),
+    ("vanilla", "temporal_kernel", 3.0),
+    ("vanilla", "temporal_kernel_1x", 1.0),
+    ("vanilla", "geometric", 1.0),
+    ("vanilla", "level_duplication", 1.0),
+    ("vanilla", "symmetric", 1.0),
+    ("f1", "important_start", 2.0),
+    ("anti_drifting", "anti_drifting", 2.0),
 ]
 SECTION_LENGTHS = [(4, 0.85), (2, 0.03), (3, 0.03), (6, 0.03), (8, 0.03), (9, 0.03)]
 
@@ -159,8 +159,8 @@ def sample_task(rng: random.Random, max_frames: int, dc: dict | None = None):
     ``dc["first_step_prob"]`` (default 0) is the chance of taking the plan's first step instead of
     a uniform one: the inverted order's first section, far from its anchor, is the one that fails.
     """
-    order, name = _pick(rng, TRAIN_MIX)
-    sched = parse(name)
+    order, key = _pick(rng, TRAIN_MIX)
+    sched = PRESETS[key].schedule
     S = _pick(rng, SECTION_LENGTHS)
     tail = sched.tail
     if tail is not None and rng.random() < 0.3:

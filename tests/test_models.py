@@ -75,7 +75,7 @@ def test_forward_shape_for_each_order(model, order):
     out = model(x_t, torch.tensor([0.3, 0.9]), ctx)
     assert out.shape == x_t.shape == (2, 4, len(step.generated), 8, 8)
     assert torch.isfinite(out).all()
-    cos, sin = model._rope(ctx)
+    cos, sin = model.rope(ctx)
     noisy_tokens = len(step.generated) * 4 * 4
     assert cos.shape == sin.shape == (ctx.n_tokens + noisy_tokens, 16)
 

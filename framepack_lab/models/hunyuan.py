@@ -104,7 +104,7 @@ from typing import NamedTuple
 import torch
 
 from ..backend import BackendBase
-from ..generate import as_image
+from ..frames import as_image
 from ..packing import PackedContext, PackedGroup
 from ..plan import Group, Plan, Step, inverted_padding
 from ..schedule import Kernel, Schedule, as_schedule

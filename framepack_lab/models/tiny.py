@@ -136,15 +136,13 @@ class TinyFramePack(nn.Module):
             conv.weight.copy_(w / tiles)
             conv.bias.copy_(base.bias)
 
-    def _rope(self, context: PackedContext, mode: str = "average", time_offset: bool = True):
-        key = ("tiny", self.config.rope_axes, self.config.rope_theta, mode, time_offset)
-        cache = context.__dict__.setdefault("_rope_cache", {})
-        if key not in cache:
-            axes, theta = self.config.rope_axes, self.config.rope_theta
-            cc, cs = context.context_phases(axes, theta, mode, time_offset)
-            nc, ns = context.noisy_phases(axes, theta)
-            cache[key] = (torch.cat([cc, nc]), torch.cat([cs, ns]))
-        return cache[key]
+    def rope(self, context: PackedContext, mode: str = "average", time_offset: bool = True
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE ``cos, sin`` of every token of a step, context first: each ``(N, head_dim)``."""
+        axes, theta = self.config.rope_axes, self.config.rope_theta
+        cc, cs = context.context_phases(axes, theta, mode, time_offset)
+        nc, ns = context.noisy_phases(axes, theta)
+        return torch.cat([cc, nc]), torch.cat([cs, ns])
 
     def forward(self, x_t: torch.Tensor, sigma: torch.Tensor, context: PackedContext,
                 rope_mode: str = "average", rope_time_offset: bool = True) -> torch.Tensor:
@@ -163,7 +161,12 @@ class TinyFramePack(nn.Module):
         noisy = self.embed_noisy(x_t).flatten(2).transpose(1, 2)  # (B, S*h/2*w/2, width)
         parts = [self.embed_clean[g.embed_kernel.name](g.latents).flatten(2).transpose(1, 2) for g in context.groups]
         x = torch.cat(parts + [noisy], dim=1)
-        cos, sin = self._rope(context, rope_mode, rope_time_offset)
+        # the runner prepares the tables once per section (TinyBackend.prepare_section)
+        prepared = context.prepared
+        if isinstance(prepared, RopeTables) and prepared.key == (rope_mode, rope_time_offset):
+            cos, sin = prepared.cos, prepared.sin
+        else:
+            cos, sin = self.rope(context, rope_mode, rope_time_offset)
         cos, sin = cos.to(x.device), sin.to(x.device)
         temb = self.time_mlp(timestep_embedding(sigma, self.config.width).to(x.device))
         if self.config.history_noise:
@@ -179,6 +182,15 @@ class TinyFramePack(nn.Module):
 
 
 # ----------------------------------------------------------------------------------- backend
+@dataclass(frozen=True)
+class RopeTables:
+    """RoPE tables of one section for one alignment ``key = (mode, time_offset)``."""
+
+    key: tuple[str, bool]
+    cos: torch.Tensor
+    sin: torch.Tensor
+
+
 @dataclass
 class TinyBackend(BackendBase):
     """The embedded backend: autoencoder latents and the tiny DiT.
@@ -224,6 +236,11 @@ class TinyBackend(BackendBase):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents ``(B, C, T, h, w)`` -> frames ``(B, T, 4h, 4w, 3)`` in [0, 1]."""
         return self.autoencoder.decode(latents.to(self.device))
+
+    def prepare_section(self, context: PackedContext) -> RopeTables:
+        """The section's RoPE tables, computed once instead of at every sampler step."""
+        key = (self.rope_mode, self.rope_time_offset)
+        return RopeTables(key, *self.model.rope(context, *key))
 
     @torch.no_grad()
     def x0(self, x_t: torch.Tensor, sigma: torch.Tensor, context: PackedContext) -> torch.Tensor:
