@@ -288,3 +288,83 @@ def make_plan(order: str, n_frames: int, schedule: "Schedule | str | None" = Non
     if order not in _ORDER_FUNCS:
         raise ValueError(f"unknown sampling order {order!r}; choose one of {', '.join(ORDERS)}")
     return _ORDER_FUNCS[order](n_frames, schedule)
+
+# ------------------------------------------------------------------- the official layout
+# The released HunyuanVideo FramePack checkpoints were trained with one fixed layout per loop: a
+# history of 1 + 2 + 16 slots (1x, 2x, 4x) that is always present, zero where no frame exists yet,
+# and sections of 9 latent frames (33 pixel frames). Our plans drop or replicate-pad what is not
+# there instead; official_plan writes the official loops as plans. Every slot is present, and an
+# empty slot points at a *blank* latent frame: one extra frame at the end of the buffer that no
+# step generates (so it stays zero) and that generate trims. Run through generate on the
+# HunyuanVideo backend it reproduces diffusers' HunyuanVideoFramepackPipeline to float precision
+# (tests/test_hunyuan.py), given the same first-frame latent.
+OFFICIAL_HISTORY = (1, 2, 16)  # 1x, 2x, 4x history slots of the released checkpoints
+OFFICIAL_WINDOW = 9            # latent frames per section (33 pixel frames)
+OFFICIAL_ORDERS = ("inverted_anti_drifting", "f1")  # the two loops with released checkpoints
+
+
+def official_plan(order: str, n_sections: int, window: int = OFFICIAL_WINDOW) -> Plan:
+    """The loop of the official demo (and of diffusers' ``HunyuanVideoFramepackPipeline``) as a plan.
+
+    Every step sees the start frame as a 1x anchor at position 0 and a fixed 1 + 2 + 16 history
+    (1x, 2x, 4x); slots with no frame yet point at the blank frame ``n_frames`` (the extra frame
+    of ``total_frames``), which stays zero and is trimmed by ``generate``.
+
+    Args:
+        order: one of :data:`OFFICIAL_ORDERS`:
+
+            * ``"inverted_anti_drifting"`` (checkpoint FramePackI2V_HY): reverse time, history =
+              the frames right after the section; RoPE gap capped by :func:`inverted_padding`;
+            * ``"f1"`` (checkpoint FramePack_F1_I2V_HY_20250503): time order, history = the 19
+              frames before the section, positions fixed: anchor 0, history 1..19, section 20..
+              (diffusers' pipeline calls this loop ``sampling_type="vanilla"``).
+        n_sections: sections of ``window`` latent frames; ``n_frames = 1 + n_sections * window``.
+        window: latent frames per section (diffusers' ``latent_window_size``).
+
+    Returns:
+        A :class:`Plan` with ``total_frames = n_frames + 1`` (the blank frame last).
+
+    Example:
+        >>> p = official_plan("f1", 2)
+        >>> p.n_frames, p.total_frames, p.steps[0].positions[0]
+        (19, 20, 20)
+    """
+    if order not in OFFICIAL_ORDERS:
+        hint = (" (diffusers' sampling_type='vanilla' is our order 'f1')" if order == "vanilla" else "")
+        raise ValueError(f"official_plan: the released checkpoints have loops for the orders "
+                         f"{' and '.join(map(repr, OFFICIAL_ORDERS))} only, got {order!r}{hint}; "
+                         "use make_plan for the other orders")
+    if not isinstance(n_sections, int) or n_sections < 1 or not isinstance(window, int) or window < 1:
+        raise ValueError(f"official_plan needs integers n_sections >= 1 and window >= 1, got {n_sections!r}, "
+                         f"{window!r}")
+    W, n_hist = window, sum(OFFICIAL_HISTORY)
+    n_frames = 1 + n_sections * W
+    blank = n_frames
+    if order == "inverted_anti_drifting":
+        schedule = as_schedule(f"f1k1_x_g{W}_f1k1f2k2f16k4_td")
+        slot_blocks, role = schedule.right.near, "right"
+    else:
+        schedule = as_schedule(f"f1k1_x_f16k4f2k2f1k1_g{W}")
+        slot_blocks, role = schedule.left.near, "left"
+    anchor = Group(Kernel.k(1), (0,), (0,), "left", schedule.left.far[0])
+    steps = []
+    for i in range(n_sections):
+        if order == "inverted_anti_drifting":
+            k = n_sections - 1 - i  # sections from the end of the video backwards
+            start = 1 + inverted_padding(n_sections)[i] * W  # section position after the anchor
+            generated = tuple(range(1 + k * W, 1 + (k + 1) * W))
+            slots = [f if f < n_frames else blank for f in range(generated[-1] + 1, generated[-1] + 1 + n_hist)]
+            slot_positions = range(start + W, start + W + n_hist)
+            positions = tuple(range(start, start + W))
+        else:
+            generated = tuple(range(1 + i * W, 1 + (i + 1) * W))
+            slots = [f if f >= 0 else blank for f in range(generated[0] - n_hist, generated[0])]
+            slot_positions = range(1, 1 + n_hist)
+            positions = tuple(range(1 + n_hist, 1 + n_hist + W))
+        groups, j = [anchor], 0
+        for block in slot_blocks:
+            frames, pos = tuple(slots[j:j + block.frames]), tuple(slot_positions[j:j + block.frames])
+            groups.append(Group(block.kernel, frames, pos, role, block))
+            j += block.frames
+        steps.append(Step(i, generated, positions, tuple(groups), schedule))
+    return Plan(order, schedule, n_frames, n_frames + 1, tuple(steps))

@@ -19,14 +19,24 @@ def time_shift(t: torch.Tensor, shift: float) -> torch.Tensor:
     return shift * t / (1 + (shift - 1) * t)
 
 
-def dynamic_shift(noisy_tokens: int) -> float:
+MAX_SHIFT = 7.0  # the official loops cap e**mu here (diffusers' FramePack pipeline: exp_max = 7.0)
+
+
+def dynamic_shift(noisy_tokens: int, *, base_len: int = 256, max_len: int = 4096, base_shift: float = 0.5,
+                  max_shift: float = 1.15) -> float:
     """The official shift for a section of ``noisy_tokens`` tokens.
 
     ``mu`` is linear in the token count from (256, 0.5) to (4096, 1.15), capped at ln 7;
     the shift is ``e**mu``.
+
+    The keywords move the two points to ``(base_len, base_shift)`` and ``(max_len, max_shift)``:
+    a ``FlowMatchEulerDiscreteScheduler`` config's ``base_image_seq_len``, ``max_image_seq_len``,
+    ``base_shift`` and ``max_shift`` (whose defaults are the values above).
     """
-    mu = 0.5 + (1.15 - 0.5) * (noisy_tokens - 256) / (4096 - 256)
-    return math.exp(min(mu, math.log(7.0)))
+    if max_len == base_len:
+        raise ValueError(f"dynamic_shift needs max_len != base_len (two points of the line), got {max_len}")
+    mu = base_shift + (max_shift - base_shift) * (noisy_tokens - base_len) / (max_len - base_len)
+    return math.exp(min(mu, math.log(MAX_SHIFT)))
 
 
 def sigmas(steps: int, shift: float = 1.0) -> torch.Tensor:

@@ -8,6 +8,7 @@ refusals with clear messages, the weights-folder checks, offload choice, and fra
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 
@@ -19,9 +20,12 @@ pytest.importorskip("diffusers")
 
 from framepack_lab.generate import decoded_mask, generate
 from framepack_lab.models import hunyuan as hy
+from framepack_lab.models.hunyuan.loading import _check_tokenizer
+from framepack_lab.models.hunyuan.stand_in import _tiny_tokenizer
 from framepack_lab.packing import pack
-from framepack_lab.plan import ORDERS, make_plan
+from framepack_lab.plan import ORDERS, make_plan, official_plan
 from framepack_lab.sampler import dynamic_shift
+from framepack_lab.schedule import Kernel
 
 H, W = 48, 80        # pixels; latent 6 x 10, which k2 / k4 must replicate-pad (exercises the padding)
 PROMPT = "a penguin dances in the snow"
@@ -43,44 +47,31 @@ def cond(backend, image):
 
 
 # ------------------------------------------------------------------ against diffusers' pipeline
-def _pipeline_latents(backend, image, first_latent, order, n_sections, window, steps, seed):
-    """Latents ``(C, 1 + n_sections * window, h, w)`` from ``HunyuanVideoFramepackPipeline``."""
-    from PIL import Image
-
-    pipe = backend.pipe
-    pipe.set_progress_bar_config(disable=True)
-    # The pipeline *samples* the first frame's latent from the VAE posterior (drawing from the
-    # generator); our encode takes the posterior mean. Hand it ours; everything else is its own.
-    original = pipe.prepare_image_latents
-    pipe.prepare_image_latents = lambda *a, **k: first_latent.to(k.get("device"), k.get("dtype"))
-    try:
-        out = pipe(image=Image.fromarray(image), prompt=PROMPT, height=H, width=W,
-                   num_frames=n_sections * hy.pixel_frames(window), latent_window_size=window,
-                   num_inference_steps=steps, guidance_scale=6.0, sampling_type=order,
-                   generator=torch.Generator().manual_seed(seed), output_type="latent", return_dict=False)[0]
-    finally:
-        pipe.prepare_image_latents = original
-    return out[-1][0]  # the pipeline's whole latent history after the last section
-
-
-@pytest.mark.parametrize("order,n_sections", [("inverted_anti_drifting", 5), ("vanilla", 3)])
-def test_official_plan_matches_diffusers_pipeline(backend, image, cond, order, n_sections):
+@pytest.mark.parametrize("order,n_sections", [("inverted_anti_drifting", 5), ("f1", 3)])
+def test_official_plan_matches_diffusers_pipeline(backend, image, order, n_sections):
+    """hy.compare_with_pipeline: our generate with official_plan vs HunyuanVideoFramepackPipeline
+    (handed our first-frame latent: it samples the VAE posterior, our encode takes its mean)."""
     window, steps, seed = 3, 4, 7
-    plan = hy.official_plan(order, n_sections, window=window)
-    ours = generate(backend, image, plan=plan, steps=steps, seed=seed, cond=cond)
-    first_latent = backend.encode(torch.from_numpy(image)[None, None].float() / 255)
-    theirs = _pipeline_latents(backend, image, first_latent, order, n_sections, window, steps, seed)
+    check = hy.compare_with_pipeline(backend, image, PROMPT, order, n_sections, window=window, steps=steps,
+                                     seed=seed, guidance=6.0)
+    ours, theirs = check.result, check.theirs
     assert ours.latents.shape == theirs.shape == (4, 1 + n_sections * window, 6, 10)
     assert theirs.abs().max() > 1.0  # a real signal, not zeros
     torch.testing.assert_close(ours.latents, theirs.float().cpu(), atol=2e-5, rtol=1e-5)
     assert ours.frames.shape == (hy.pixel_frames(1 + n_sections * window), H, W, 3)
+    assert check.max_diff < 2e-4 and check.row()["latent frames"] == 1 + n_sections * window
+    assert "prepare_image_latents" not in vars(backend.pipe)  # the pipeline's own method is back
+
+
+def test_the_pipeline_takes_our_order_names(backend, image):
+    assert hy.SAMPLING_TYPE == {"inverted_anti_drifting": "inverted_anti_drifting", "f1": "vanilla"}
+    with pytest.raises(ValueError, match="'f1'"):
+        hy.pipeline_latents(backend, image, PROMPT, "vanilla", 1)
 
 
 def test_the_comparison_is_sensitive_to_the_packing(backend, image, cond):
     """A plan that differs from the pipeline's only in the RoPE time of its 4x slots gives
     latents far outside the tolerance above, so the match is not vacuous."""
-    import dataclasses
-
     plan = hy.official_plan("inverted_anti_drifting", 2, window=3)
     moved = tuple(dataclasses.replace(s, groups=tuple(
         dataclasses.replace(g, positions=tuple(p + 1 for p in g.positions)) if g.kernel == hy.K4 else g
@@ -97,13 +88,16 @@ def test_official_plan_layout():
     assert first.generated == tuple(range(37, 46)) and first.positions == tuple(range(28, 37))
     assert [len(g.frames) for g in first.groups] == [1, 1, 2, 16]
     assert all(f == inv.n_frames for g in first.groups[1:] for f in g.frames)  # all slots blank
-    van = hy.official_plan("vanilla", 2)
+    van = hy.official_plan("f1", 2)
     assert van.order == "f1"
     s0 = van.steps[0]
     assert s0.positions == tuple(range(20, 29))
     assert s0.groups[-1].frames == (0,)  # the 1x slot holds the first frame at the start
     with pytest.raises(ValueError, match="inverted_anti_drifting"):
         hy.official_plan("anti_drifting", 2)
+    with pytest.raises(ValueError, match="sampling_type='vanilla' is our order 'f1'"):
+        hy.official_plan("vanilla", 2)  # diffusers' name for the F1 loop is not one of our orders
+    assert hy.official_plan is official_plan  # it lives in plan.py, beside the other orders
 
 
 # ------------------------------------------------------------------------- plans -> inputs
@@ -117,7 +111,7 @@ def _seen_tokens(inputs, S, h, w):
 
 
 @pytest.mark.parametrize("plan", [hy.official_plan("inverted_anti_drifting", 3),
-                                  hy.official_plan("vanilla", 3)], ids=["inverted", "vanilla"])
+                                  hy.official_plan("f1", 3)], ids=["inverted", "f1"])
 def test_map_context_of_official_plans_has_exactly_the_plans_tokens(plan):
     h, w = 6, 10
     video = torch.randn(1, 4, plan.total_frames, h, w)
@@ -185,7 +179,7 @@ def test_generate_refuses_an_unsupported_plan_before_sampling(backend, image, co
 
 
 def test_velocity_without_condition_says_what_to_do(backend, image):
-    plan = hy.official_plan("vanilla", 1, window=2)
+    plan = hy.official_plan("f1", 1, window=2)
     backend.cond = None
     with pytest.raises(ValueError, match="set_condition"):
         generate(backend, image, plan=plan, steps=1)
@@ -273,7 +267,7 @@ def test_cuda_on_a_cpu_machine_is_a_clear_error(tmp_path):
 
 def test_near_empty_tokenizer_is_refused():
     with pytest.raises(ValueError, match="only .* tokens: its files are incomplete"):
-        hy._check_tokenizer(hy._tiny_tokenizer(77), "tokenizer", None)
+        _check_tokenizer(_tiny_tokenizer(77), "tokenizer", None)
 
 
 # ------------------------------------------------------------------------------- offload
@@ -328,7 +322,7 @@ def test_our_orders_run_and_preview_pixel_frames(backend, image, cond):
 
 
 def test_stopped_run_greys_the_right_pixel_frames(backend, image, cond):
-    plan = hy.official_plan("vanilla", 2, window=2)  # frames 1-2, then 3-4
+    plan = hy.official_plan("f1", 2, window=2)  # frames 1-2, then 3-4
     calls = []
     r = generate(backend, image, plan=plan, steps=1, cond=cond, stop=lambda: calls.append(1) or len(calls) > 1)
     assert r.stopped and r.known == [0, 1, 2]
@@ -366,3 +360,130 @@ def test_generate_panel_drives_the_adapter(backend, image):
     panel.generate_button.click()
     assert panel.error is None and panel.result.frames.shape == (hy.pixel_frames(9), H, W, 3)
     assert panel.strip.value[:4] == b"\x89PNG"
+
+
+# ----------------------------------------------------------------- per-section preparation
+def test_prepare_section_holds_the_mapped_inputs_and_velocity_uses_them(backend, cond):
+    plan = hy.official_plan("inverted_anti_drifting", 2, window=3)
+    video = torch.randn(1, 4, plan.total_frames, 6, 10)
+    context = pack(video, plan.steps[0], hy.KERNELS)
+    prepared = backend.prepare_section(context)
+    assert isinstance(prepared, hy.SectionInputs) and prepared.batch == 1
+    x_t = torch.randn(1, 4, 3, 6, 10)
+    expected = hy.map_context(context, x_t)
+    assert prepared.tensors.keys() == expected.keys()
+    for k, v in expected.items():
+        torch.testing.assert_close(prepared.tensors[k], v.to(prepared.tensors[k].dtype))
+    sigma = torch.full((1,), 0.5)
+    direct = backend.velocity(x_t, sigma, context, cond)  # context.prepared is None: computed here
+    assert vars(context).keys() == {f.name for f in dataclasses.fields(context)}  # nothing hidden in the context
+    ready = dataclasses.replace(context, prepared=prepared)
+    torch.testing.assert_close(backend.velocity(x_t, sigma, ready, cond), direct)
+    with pytest.raises(ValueError, match="prepare_section"):  # prepared for another batch size
+        backend.velocity(x_t.expand(2, -1, -1, -1, -1), sigma.expand(2), ready, cond)
+
+
+def test_generate_prepares_each_section_once(backend, image, cond, monkeypatch):
+    plan = hy.official_plan("f1", 2, window=2)
+    calls = []
+    original = type(backend).prepare_section
+    monkeypatch.setattr(backend, "prepare_section", lambda c: calls.append(1) or original(backend, c))
+    generate(backend, image, plan=plan, steps=2, cond=cond)
+    assert len(calls) == len(plan.steps)
+
+
+def test_map_context_without_groups_needs_x_t():
+    plan = make_plan("vanilla", 9)
+    context = pack(torch.zeros(1, 4, plan.total_frames, 6, 10), plan.steps[0], hy.KERNELS)
+    context = dataclasses.replace(context, groups=[])
+    with pytest.raises(ValueError, match="pass the noisy section x_t"):
+        hy.map_context(context)
+    x_t = torch.zeros(1, 4, len(plan.steps[0].generated), 6, 10)
+    assert hy.map_context(context, x_t)["latents_clean"].shape == (1, 4, 1, 6, 10)  # a zero filler block
+
+
+# -------------------------------------------------------------------- refused options
+@pytest.mark.parametrize("option", [{"history_noise": 0.1}, {"history_guidance": 2.0}])
+def test_generate_refuses_history_options_before_any_work(backend, image, cond, monkeypatch, option):
+    """HunyuanVideo FramePack was trained with neither history noise nor history dropout."""
+    monkeypatch.setattr(backend, "encode", lambda *a: pytest.fail("encoded before refusing"))
+    name = next(iter(option))
+    with pytest.raises(ValueError, match=name) as e:
+        generate(backend, image, n_frames=9, steps=1, cond=cond, **option)
+    assert "leave" in str(e.value)  # says what to do
+
+
+def test_one_refusal_for_kernels_tails_and_pooled_groups():
+    with pytest.raises(ValueError, match=r"step 3 uses kernel k8 .*it supports k1 \(1, 2, 2\)"):
+        hy.check_supported("step 3", [hy.K1, Kernel.k(8)])
+    with pytest.raises(ValueError, match="tail option 'tc'.*'td'"):
+        hy.check_supported("a plan", tail="tc")
+    with pytest.raises(ValueError, match="pooled and then embedded with k2"):
+        hy.check_supported("a group", [hy.K4], embedded_with=hy.K2)
+    hy.check_supported("the official layout", [hy.K1, hy.K2, hy.K4], "td")  # passes
+    # a context packed for a backend without k4: its 4x group is pooled into k2, which diffusers cannot take
+    plan = hy.official_plan("inverted_anti_drifting", 1, window=3)
+    context = pack(torch.zeros(1, 4, plan.total_frames, 6, 10), plan.steps[0], {hy.K1, hy.K2})
+    with pytest.raises(ValueError, match="pooled and then embedded with k2"):
+        hy.map_context(context)
+
+
+def test_offload_is_checked_in_one_place():
+    assert hy.check_offload("auto") == "auto"
+    with pytest.raises(ValueError, match="offload must be one of auto, none, model, group"):
+        hy.check_offload("disk")
+    with pytest.raises(ValueError, match="resolve 'auto' with choose_offload first"):
+        hy.check_offload("auto", allow_auto=False)
+    with pytest.raises(ValueError, match="on the CPU use offload='none'"):
+        hy.check_offload("group", on_cpu=True)
+    with pytest.raises(ValueError, match="on the CPU use offload='none'"):
+        hy.backend_from_components({}, device="cpu", offload="model")
+    with pytest.raises(ValueError, match="resolve 'auto'"):
+        hy.backend_from_components({}, device="cpu", offload="auto")
+
+
+def test_sampling_shift_follows_the_schedulers_config(backend, monkeypatch):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    custom = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_image_seq_len=128,
+                                             max_image_seq_len=2048, base_shift=0.3, max_shift=1.0)
+    monkeypatch.setattr(backend.pipe, "scheduler", custom)
+    assert backend.sampling_shift(1000) == pytest.approx(
+        dynamic_shift(1000, base_len=128, max_len=2048, base_shift=0.3, max_shift=1.0))
+    monkeypatch.setattr(backend.pipe, "scheduler", FlowMatchEulerDiscreteScheduler(shift=7.0))
+    assert backend.sampling_shift(1000) == 7.0  # a static shift, as hunyuanvideo-community's config
+
+
+# --------------------------------------------------------------------- what a session runs
+def test_choose_backend_without_weights_is_the_stand_in():
+    choice = hy.choose_backend(None, seed=3)
+    assert not choice.real and choice.backend.name == "hunyuan-tiny-random"
+    assert "TINY RANDOM WEIGHTS" in choice.message and "no WEIGHTS_DIR given" in choice.message
+    with pytest.raises(ValueError, match="offload must be one of"):
+        hy.choose_backend(None, offload="disk")
+
+
+def test_choose_backend_with_a_bad_folder_says_why(tmp_path):
+    choice = hy.choose_backend(tmp_path / "nowhere")
+    assert not choice.real and "cannot be used: no weights folder" in choice.message
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only fallback")
+def test_choose_backend_with_good_weights_but_no_gpu(tmp_path):
+    choice = hy.choose_backend(_fake_layout(tmp_path / "w"))
+    assert not choice.real and "no CUDA GPU" in choice.message
+
+
+def test_load_first_frame(tmp_path):
+    from PIL import Image
+
+    world_frame = hy.load_first_frame(size=128)
+    assert world_frame.shape == (128, 128, 3) and world_frame.dtype == np.float32
+    assert 0 <= world_frame.min() and world_frame.max() <= 1
+    Image.fromarray(np.full((50, 70, 3), 200, np.uint8)).save(tmp_path / "f.png")
+    frame = hy.load_first_frame(tmp_path / "f.png")
+    assert frame.shape == (48, 64, 3) and np.allclose(frame, 200 / 255)
+    with pytest.raises(FileNotFoundError, match="no image at"):
+        hy.load_first_frame(tmp_path / "missing.png")
+    with pytest.raises(ValueError, match="size >= 64"):
+        hy.load_first_frame(size=32)

@@ -32,6 +32,18 @@ def test_dynamic_shift_official_points():
     assert dynamic_shift(256) < dynamic_shift(1024) < dynamic_shift(4096)  # monotone in tokens
 
 
+def test_dynamic_shift_takes_a_schedulers_line():
+    """The defaults are the official line; other points move it (a scheduler config's values)."""
+    for n in (100, 256, 1000, 4096, 14040):
+        assert dynamic_shift(n) == dynamic_shift(n, base_len=256, max_len=4096, base_shift=0.5, max_shift=1.15)
+    line = dict(base_len=128, max_len=2048, base_shift=0.3, max_shift=1.0)
+    assert dynamic_shift(128, **line) == pytest.approx(math.e ** 0.3)
+    assert dynamic_shift(2048, **line) == pytest.approx(math.e ** 1.0)
+    assert dynamic_shift(10**7, **line) == pytest.approx(7.0)  # still capped at ln 7
+    with pytest.raises(ValueError, match="max_len != base_len"):
+        dynamic_shift(100, base_len=256, max_len=256)
+
+
 @pytest.mark.parametrize("method", SAMPLERS)
 def test_constant_velocity_is_integrated_exactly(method):
     g = torch.Generator().manual_seed(0)
