@@ -11,13 +11,28 @@ import torch
 
 def as_image(image, name: str = "first_frame") -> torch.Tensor:
     """An ``(H, W, 3)`` uint8 image or float image in [0, 1] (numpy or torch) -> ``(H, W, 3)``
-    float32 in [0, 1]; ``ValueError`` naming ``name`` for anything else."""
-    x = torch.as_tensor(np.asarray(image))
-    if x.ndim != 3 or x.shape[-1] != 3:
-        raise ValueError(f"{name} must be an (H, W, 3) RGB image, got shape {tuple(x.shape)}")
+    float32 in [0, 1]; ``ValueError`` naming ``name`` for anything else (a wrong shape, values out
+    of range, NaN or infinity, a non-numeric array)."""
+    try:
+        array = np.asarray(image.detach().cpu() if isinstance(image, torch.Tensor) else image)
+        x = torch.as_tensor(array)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must be an (H, W, 3) RGB image as a numpy array or torch tensor of numbers, "
+                         f"got {type(image).__name__}; give uint8 values or floats in [0, 1]") from None
+    if x.ndim != 3 or x.shape[-1] != 3 or x.numel() == 0:
+        raise ValueError(f"{name} must be an (H, W, 3) RGB image, got shape {tuple(x.shape)}; give one "
+                         "non-empty frame, e.g. framepack_lab.world.video(seed, 1)[0] of shape (64, 64, 3)")
+    if x.dtype == torch.bool or x.is_complex():
+        raise ValueError(f"{name} must hold uint8 or float values, got {x.dtype}; give uint8 values or floats "
+                         "in [0, 1]")
     x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        raise ValueError(f"{name} has {bad} NaN or infinite value(s) of {x.numel()}; give a finite image "
+                         "(e.g. np.nan_to_num(image), or check what produced it)")
     if x.min() < -1e-3 or x.max() > 1 + 1e-3:
-        raise ValueError(f"{name} values must be uint8 or floats in [0, 1]")
+        raise ValueError(f"{name} values must be uint8 or floats in [0, 1], got floats in "
+                         f"[{float(x.min()):.3g}, {float(x.max()):.3g}] (divide 0..255 floats by 255)")
     return x.clamp(0, 1)
 
 

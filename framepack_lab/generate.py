@@ -21,13 +21,21 @@ from .frames import as_image, decoded_mask
 from .packing import pack
 from .plan import ORDERS, Plan, Step, make_plan
 from .sampler import dynamic_shift, sample, sigmas
-from .schedule import BASE, Schedule
+from .schedule import BASE, Schedule, as_schedule
 
 # F1 (forward, the first frame as a permanent anchor) is the order in which the shipped tiny model
 # keeps sprites best (python -m framepack_lab.evaluate); the official demo defaults to inverted anti-drifting.
 DEFAULT_ORDER = "f1"
 # sigma_test of history noise for backends trained with it (python -m framepack_lab.evaluate --sweep)
 DEFAULT_HISTORY_NOISE = 0.1
+DEFAULT_N_FRAMES = 64  # latent frames of a video when neither n_frames nor a plan is given
+# The token budget of one step: at most MAX_STEP_FRAMES * L_f tokens, L_f being the tokens of one
+# latent frame at the base kernel (1, 2, 2) at the backend's latent size. FramePack bounds the
+# context at (S + lambda / (lambda - 1)) L_f (Eq. 3); the official layout (f1k1_x_g9_f1k1f2k2f16k4)
+# needs about 11.6 L_f, every preset here at most about 23 L_f (with a 'ta' tail, tiny latents).
+# A step beyond 64 L_f is no packed context any more: a typo such as g1000 or f500k1 that would
+# run for hours, refused before any work.
+MAX_STEP_FRAMES = 64
 
 
 @dataclass
@@ -97,8 +105,8 @@ def _to_numpy(frames: torch.Tensor) -> np.ndarray:
     return frames.detach().float().cpu().numpy()
 
 
-def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str | None = None,
-             order: str = DEFAULT_ORDER, steps: int = 20, seed: int = 0,
+def generate(backend, first_frame, n_frames: int | None = None, schedule: Schedule | str | None = None,
+             order: str | None = None, steps: int = 20, seed: int = 0,
              shift: float | None = None, sampler: str = "euler",
              callback: Callable[[SectionEvent], None] | None = None,
              stop: Callable[[], bool] | None = None, progress: bool = False,
@@ -109,10 +117,14 @@ def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str 
 
     Args:
         backend: e.g. :func:`framepack_lab.models.tiny.load_tiny`'s result.
-        first_frame: ``(H, W, 3)`` image, uint8 or float in [0, 1].
-        n_frames: latent frames of the result, including the first.
-        schedule: a schedule, name or preset key (default: the order's default).
-        order: one of ``vanilla``, ``anti_drifting``, ``inverted_anti_drifting``, ``f1``.
+        first_frame: ``(H, W, 3)`` image, uint8 or float in [0, 1] (finite values only).
+        n_frames: latent frames of the result, including the first (default
+            :data:`DEFAULT_N_FRAMES`); a section may not be longer than the ``n_frames - 1``
+            frames to generate.
+        schedule: a schedule, name or preset key (default: the order's default). Discrete
+            history (``+D``) is not implemented yet and is refused.
+        order: one of ``vanilla``, ``anti_drifting``, ``inverted_anti_drifting``, ``f1`` (default
+            :data:`DEFAULT_ORDER`).
         steps: sampler steps per section.
         seed: seeds the noise of every section (same seed, same video).
         shift: time shift of the sigma schedule; ``None`` uses the official rule for the
@@ -121,7 +133,8 @@ def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str 
         callback: called with a :class:`SectionEvent` after every section.
         stop: checked between sections; returning True ends generation early.
         progress: show a tqdm bar over sections.
-        plan: run this plan instead of building one from ``order``/``schedule``/``n_frames``.
+        plan: run this plan instead of building one from ``order``/``schedule``/``n_frames``;
+            any of those given as well must agree with the plan (else ``ValueError``).
         cond: passed to ``backend.velocity`` as its fourth argument when given (e.g. HunyuanVideo's
             prompt and image embeddings); backends are called without it when it is None.
         before_section: called with the plan step just before each section starts (after ``stop``).
@@ -135,13 +148,19 @@ def generate(backend, first_frame, n_frames: int = 64, schedule: Schedule | str 
 
     Returns:
         A :class:`GenerationResult`.
+
+    Raises:
+        ValueError: for bad input, before any work (nothing is encoded or sampled): an image that
+            is not a finite RGB image, a plan and arguments that disagree, a section longer than
+            the video, a step over the token budget (:data:`MAX_STEP_FRAMES`), ``+D``, or an
+            option the backend cannot honour.
     """
     return generate_many(backend, [first_frame], n_frames, schedule, order, steps, [seed], shift, sampler,
                          callback, stop, progress, plan, cond, history_noise, history_guidance, before_section)[0]
 
 
-def generate_many(backend, first_frames, n_frames: int = 64, schedule: Schedule | str | None = None,
-                  order: str = DEFAULT_ORDER, steps: int = 20, seeds=None,
+def generate_many(backend, first_frames, n_frames: int | None = None, schedule: Schedule | str | None = None,
+                  order: str | None = None, steps: int = 20, seeds=None,
                   shift: float | None = None, sampler: str = "euler",
                   callback: Callable[[SectionEvent], None] | None = None,
                   stop: Callable[[], bool] | None = None, progress: bool = False,
@@ -156,8 +175,7 @@ def generate_many(backend, first_frames, n_frames: int = 64, schedule: Schedule 
     callback's event holds the whole batch's latents ``(B, C, T, h, w)``. Returns one
     :class:`GenerationResult` per first frame.
     """
-    if order not in ORDERS and plan is None:
-        raise ValueError(f"unknown sampling order {order!r}; choose one of {', '.join(ORDERS)}")
+    plan = _resolve_plan(plan, order, n_frames, schedule)
     images = [as_image(f) for f in first_frames]
     if not images:
         raise ValueError("first_frames is empty; give at least one (H, W, 3) image")
@@ -170,7 +188,7 @@ def generate_many(backend, first_frames, n_frames: int = 64, schedule: Schedule 
     x = torch.stack(images)[:, None]  # (B, 1, H, W, 3)
     B, H, W = x.shape[0], x.shape[2], x.shape[3]
     h, w = backend.latent_size(H, W)
-    plan = plan or make_plan(order, n_frames, schedule)
+    _check_plan_fits(plan, h, w)
     backend.check_plan(plan)  # refuse what the backend cannot run before any work
     shift = dynamic_shift(BASE.tokens(plan.schedule.generated, h, w)) if shift is None else float(shift)
     sched = sigmas(steps, shift)
@@ -221,6 +239,61 @@ def generate_many(backend, first_frames, n_frames: int = 64, schedule: Schedule 
             "history_guidance": float(history_guidance)}
     return [GenerationResult(frames[b], video[b].cpu(), plan, seeds[b], list(seconds), stopped, known_list, dict(info))
             for b in range(B)]
+
+
+def _resolve_plan(plan: Plan | None, order: str | None, n_frames: int | None,
+                  schedule: Schedule | str | None) -> Plan:
+    """The plan to run: ``plan`` itself, or one built from ``order``, ``n_frames`` and ``schedule``.
+
+    A plan and arguments that contradict it are refused (an argument equal to the plan's is fine),
+    so no argument is silently ignored.
+    """
+    if plan is None:
+        order = DEFAULT_ORDER if order is None else order
+        if order not in ORDERS:
+            raise ValueError(f"unknown sampling order {order!r}; choose one of {', '.join(ORDERS)}")
+        return make_plan(order, DEFAULT_N_FRAMES if n_frames is None else n_frames, schedule)
+    if not isinstance(plan, Plan):
+        raise ValueError(f"plan must be a framepack_lab.plan.Plan (e.g. make_plan(order, n_frames, schedule)), "
+                         f"got {type(plan).__name__}")
+    conflicts = []
+    if order is not None and order != plan.order:
+        conflicts.append(f"order={order!r} (the plan's order is {plan.order!r})")
+    if n_frames is not None and n_frames != plan.n_frames:
+        conflicts.append(f"n_frames={n_frames!r} (the plan has {plan.n_frames})")
+    if schedule is not None and as_schedule(schedule) != plan.schedule:
+        conflicts.append(f"schedule={str(schedule)!r} (the plan's schedule is {plan.schedule.name!r})")
+    if conflicts:
+        raise ValueError(f"generate got plan= and {', '.join(conflicts)}: give either a plan or the order, "
+                         "n_frames and schedule to build one, not both (leave the arguments out, or build the "
+                         "plan you want with framepack_lab.plan.make_plan(order, n_frames, schedule))")
+    return plan
+
+
+def _check_plan_fits(plan: Plan, latent_h: int, latent_w: int) -> None:
+    """Refuse a plan generation cannot honour or that would run for hours, before any work."""
+    sched = plan.schedule
+    if sched.discrete or any(step.schedule.discrete for step in plan.steps):
+        raise ValueError(f"schedule {sched.name!r} asks for discrete history ('+D', the paper's NeurIPS "
+                         "version), which is not implemented yet: generation would ignore it; drop the "
+                         f"'+D' ({sched.name.removesuffix('+D')!r})")
+    S, unknown = sched.generated, plan.n_frames - 1
+    if S > unknown:
+        raise ValueError(f"schedule {sched.name!r} generates {S} frames per section, but a video of "
+                         f"n_frames={plan.n_frames} has only {unknown} frame(s) to generate after the first; use a "
+                         f"section of at most {unknown} frames (gN with N <= {unknown}) or ask for at least "
+                         f"n_frames={S + 1}")
+    L_f = BASE.tokens(1, latent_h, latent_w)  # tokens of one latent frame at the base kernel
+    budget = MAX_STEP_FRAMES * L_f
+    tokens = plan.tokens_per_step(latent_h, latent_w)
+    worst = max(range(len(tokens)), key=tokens.__getitem__, default=None)
+    if worst is not None and tokens[worst] > budget:
+        raise ValueError(f"step {worst} of the {plan.order} plan with schedule {sched.name!r} packs "
+                         f"{tokens[worst]} tokens ({tokens[worst] / L_f:.1f} latent frames' worth at {L_f} tokens "
+                         f"per {latent_h}x{latent_w} latent frame), over the budget of {MAX_STEP_FRAMES} frames' "
+                         f"worth ({budget} tokens, MAX_STEP_FRAMES) that keeps a step bounded; the official "
+                         "layout needs about 12: use a shorter section, fewer or more compressed context blocks, "
+                         "or the 'td' tail instead of 'ta'")
 
 
 def _check_history_options(backend, history_noise: float | None, history_guidance: float) -> float:

@@ -21,11 +21,12 @@ Orders: :func:`vanilla`, :func:`anti_drifting`, :func:`inverted_anti_drifting`, 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .schedule import BASE, PRESETS, Block, Kernel, Schedule, as_schedule
+from .schedule import BASE, PRESETS, Block, Kernel, Schedule, as_schedule, tail_token_count
 
 ORDERS = ("vanilla", "anti_drifting", "inverted_anti_drifting", "f1")
 
@@ -59,11 +60,10 @@ class Group:
     tail: str | None = None
 
     def tokens(self, latent_h: int, latent_w: int) -> int:
-        """Tokens after replicate padding; a tail group follows its option (ta: 1/frame, tc: 1)."""
-        if self.tail == "ta":
-            return len(self.frames)
-        if self.tail == "tc":
-            return 1
+        """Tokens after replicate padding; a tail group follows its option
+        (:func:`framepack_lab.schedule.tail_token_count`: ta one per frame, tc one)."""
+        if self.tail is not None:
+            return tail_token_count(self.tail, len(self.frames))
         return self.kernel.tokens(len(self.frames), latent_h, latent_w)
 
 
@@ -142,12 +142,9 @@ def _fill_side(blocks_near_first: Sequence[Block], candidates: list[int], role: 
     return groups
 
 
-def _build_step(index: int, schedule: Schedule, section: Sequence[int], known: set[int],
-                total: int, shift: Callable[[int], int] = lambda f: f) -> Step:
-    """Pack the known frames around ``section`` according to ``schedule``.
-
-    ``shift`` maps a frame index to its RoPE time position (identity = true time).
-    """
+def _build_step(index: int, schedule: Schedule, section: Sequence[int], known: set[int]) -> Step:
+    """Pack the known frames around ``section`` according to ``schedule``, every frame at its
+    true time (RoPE position = frame index; :func:`_retimed` moves them)."""
     lo, hi = section[0], section[-1]
     used: set[int] = set()
     left, right = schedule.left, schedule.right
@@ -172,11 +169,38 @@ def _build_step(index: int, schedule: Schedule, section: Sequence[int], known: s
         ordered = tail_groups + ordered
     else:
         ordered = ordered + tail_groups
-    groups = tuple(
-        Group(g.kernel, g.frames, tuple(shift(f) for f in g.frames), g.role, g.block, g.tail) for g in ordered
-    )
     gen = tuple(section)
-    return Step(index, gen, tuple(shift(f) for f in gen), groups, schedule)
+    return Step(index, gen, gen, tuple(ordered), schedule)
+
+
+def _retimed(step: Step, shift: Callable[[int], int]) -> Step:
+    """``step`` with every frame's RoPE time position set to ``shift(frame index)``."""
+    groups = tuple(dataclasses.replace(g, positions=tuple(shift(f) for f in g.frames)) for g in step.groups)
+    return dataclasses.replace(step, positions=tuple(shift(f) for f in step.generated), groups=groups)
+
+
+# ``retime(i, step, known)``: the RoPE time position of each frame in step ``i`` of an order, given
+# the frames known before it (``None``: true time).
+Retime = Callable[[int, Step, set[int]], Callable[[int], int]]
+
+
+def _walk(order: str, schedule: Schedule, n_frames: int, total: int, sections: Sequence[Sequence[int]],
+          retime: Retime | None = None) -> Plan:
+    """The known-frames loop every order shares: generate ``sections`` in the order given, each
+    step packing the frames known so far (frame 0 and every earlier section)."""
+    known, steps = {0}, []
+    for i, sec in enumerate(sections):
+        step = _build_step(i, schedule, sec, known)
+        if retime is not None:
+            step = _retimed(step, retime(i, step, known))
+        steps.append(step)
+        known.update(sec)
+    return Plan(order, schedule, n_frames, total, tuple(steps))
+
+
+def _shift_all_but(anchors: set[int], delta: int) -> Callable[[int], int]:
+    """Anchors keep their frame index as position; every other frame moves back by ``delta``."""
+    return lambda f: f if f in anchors else f - delta
 
 
 def _sections(n_frames: int, S: int) -> tuple[int, list[list[int]]]:
@@ -196,11 +220,7 @@ def vanilla(n_frames: int, schedule: "Schedule | str | None" = None) -> Plan:
     """Sections in time order, each conditioned on the packed past. The only causal order."""
     sched = _schedule_for("vanilla", schedule)
     total, sections = _sections(n_frames, sched.generated)
-    known, steps = {0}, []
-    for i, sec in enumerate(sections):
-        steps.append(_build_step(i, sched, sec, known, total))
-        known.update(sec)
-    return Plan("vanilla", sched, n_frames, total, tuple(steps))
+    return _walk("vanilla", sched, n_frames, total, sections)
 
 
 def f1(n_frames: int, schedule: "Schedule | str | None" = None) -> Plan:
@@ -212,20 +232,17 @@ def f1(n_frames: int, schedule: "Schedule | str | None" = None) -> Plan:
     """
     sched = _schedule_for("f1", schedule)
     total, sections = _sections(n_frames, sched.generated)
-    known, steps = {0}, []
-    for i, sec in enumerate(sections):
-        probe = _build_step(i, sched, sec, known, total)
+    n_far = sum(b.frames for b in sched.left.far)
+
+    def retime(i: int, step: Step, known: set[int]) -> Callable[[int], int]:
         # the far-left blocks are filled first, from the earliest known frames: those are the
         # anchors (matching groups by Block equality would also catch an equal near block)
-        n_far = sum(b.frames for b in sched.left.far)
-        anchors = set(sorted(f for f in known if f < sec[0])[:n_far])
-        rest = [f for g in probe.groups if g.role == "left" and not set(g.frames) & anchors for f in g.frames]
-        first = min(rest) if rest else sec[0]
-        gap = first - (max(anchors) + 1 if anchors else 0)
-        steps.append(_build_step(i, sched, sec, known, total,
-                                 shift=lambda f, a=anchors, d=gap: f if f in a else f - d))
-        known.update(sec)
-    return Plan("f1", sched, n_frames, total, tuple(steps))
+        anchors = set(sorted(f for f in known if f < step.generated[0])[:n_far])
+        rest = [f for g in step.groups if g.role == "left" and not set(g.frames) & anchors for f in g.frames]
+        first = min(rest) if rest else step.generated[0]
+        return _shift_all_but(anchors, first - (max(anchors) + 1 if anchors else 0))  # close the gap
+
+    return _walk("f1", sched, n_frames, total, sections, retime)
 
 
 def anti_drifting(n_frames: int, schedule: "Schedule | str | None" = None) -> Plan:
@@ -234,11 +251,7 @@ def anti_drifting(n_frames: int, schedule: "Schedule | str | None" = None) -> Pl
     sched = _schedule_for("anti_drifting", schedule)
     total, sections = _sections(n_frames, sched.generated)
     order = [sections[0]] + ([sections[-1]] if len(sections) > 1 else []) + sections[1:-1]
-    known, steps = {0}, []
-    for i, sec in enumerate(order):
-        steps.append(_build_step(i, sched, sec, known, total))
-        known.update(sec)
-    return Plan("anti_drifting", sched, n_frames, total, tuple(steps))
+    return _walk("anti_drifting", sched, n_frames, total, order)
 
 
 def inverted_padding(n_sections: int) -> list[int]:
@@ -265,14 +278,12 @@ def inverted_anti_drifting(n_frames: int, schedule: "Schedule | str | None" = No
     S = sched.generated
     total, sections = _sections(n_frames, S)
     pads = inverted_padding(len(sections)) if capped_gap else list(reversed(range(len(sections))))
-    known, steps = {0}, []
-    for i, (sec, pad) in enumerate(zip(reversed(sections), pads)):
-        delta = sec[0] - (1 + pad * S)
-        anchors = {f for f in known if f < sec[0]}
-        steps.append(_build_step(i, sched, sec, known, total,
-                                 shift=lambda f, a=anchors, d=delta: f if f in a else f - d))
-        known.update(sec)
-    return Plan("inverted_anti_drifting", sched, n_frames, total, tuple(steps))
+
+    def retime(i: int, step: Step, known: set[int]) -> Callable[[int], int]:
+        start = step.generated[0]  # the section starts at position 1 + pad * S, after the anchor
+        return _shift_all_but({f for f in known if f < start}, start - (1 + pads[i] * S))
+
+    return _walk("inverted_anti_drifting", sched, n_frames, total, sections[::-1], retime)
 
 
 _ORDER_FUNCS = {
@@ -288,6 +299,7 @@ def make_plan(order: str, n_frames: int, schedule: "Schedule | str | None" = Non
     if order not in _ORDER_FUNCS:
         raise ValueError(f"unknown sampling order {order!r}; choose one of {', '.join(ORDERS)}")
     return _ORDER_FUNCS[order](n_frames, schedule)
+
 
 # ------------------------------------------------------------------- the official layout
 # The released HunyuanVideo FramePack checkpoints were trained with one fixed layout per loop: a

@@ -16,6 +16,10 @@ HunyuanVideo layout). Left to right is video time. ``x`` is a skip of any number
 blocks beyond it are anchored at the video's boundary (its first or last frames) rather than next
 to the section. The tail option is written on the far (old) side.
 
+Numbers are bounded (:data:`MAX_FRAMES` frames per block or section, kernel sizes up to
+:data:`MAX_KERNEL_SIZE`), so a mistyped name fails at once instead of planning a huge video.
+:func:`parse_kernel` reads one kernel name (``k2``, ``k1h4w8``).
+
 This module needs no torch, so plots of token budgets are instant.
 """
 
@@ -31,6 +35,13 @@ GRAMMAR = (
     "e.g. 'td_f16k4f4k2f1k1_g9', 'td_f16k4f4k2f1k1_g9_x_f1k1', 'f1k1_x_g9_f1k1f2k2f16k4_td'"
 )
 
+# Grammar limits: numbers beyond these are typos, not schedules, and would make a plan (and the
+# video buffer of a generation) grow without bound. The official model uses 1 + 2 + 16 history
+# frames, 9-frame sections and kernels up to k4 = (4, 8, 8); the paper's figures go up to k16.
+MAX_FRAMES = 1024  # latent frames in one block or one generated section (gN)
+MAX_KERNEL_SIZE = 64  # largest kernel size on any axis (k32 = (32, 64, 64) is the largest kN)
+_MAX_DIGITS = len(str(MAX_FRAMES))  # longer numbers are refused before int() reads them
+
 TAIL_OPTIONS = {
     "td": "delete: frames beyond the last block are dropped",
     "ta": "append: each tail frame adds one latent pixel (one token)",
@@ -40,6 +51,22 @@ TAIL_OPTIONS = {
 
 def _is_power_of_two(n: int) -> bool:
     return n >= 1 and (n & (n - 1)) == 0
+
+
+def tail_token_count(tail: str | None, tail_frames: int) -> int:
+    """Tokens of ``tail_frames`` frames beyond a schedule's blocks under tail option ``tail``.
+
+    ``td`` (or no tail) drops them: 0; ``ta`` appends one latent pixel, one token, per frame;
+    ``tc`` average-pools them all into one token (none when there is no tail frame). The one
+    place this rule lives: :meth:`Schedule.tail_tokens` and the plan's tail groups use it.
+    """
+    if tail_frames < 0:
+        raise ValueError(f"tail_frames must be >= 0, got {tail_frames!r}")
+    if tail == "ta":
+        return tail_frames
+    if tail == "tc":
+        return 1 if tail_frames else 0
+    return 0
 
 
 @dataclass(frozen=True, order=True)
@@ -62,12 +89,21 @@ class Kernel:
                     f"kernel {(self.pf, self.ph, self.pw)}: {axis}={size} must be a power of two "
                     f">= {minimum} (the base kernel is (1, 2, 2)); {GRAMMAR}"
                 )
+            if size > MAX_KERNEL_SIZE:
+                raise ValueError(
+                    f"kernel {(self.pf, self.ph, self.pw)}: {axis}={size} is larger than {MAX_KERNEL_SIZE}, the "
+                    f"largest kernel size this library accepts (MAX_KERNEL_SIZE); use a smaller kernel, "
+                    f"e.g. k8 = (8, 16, 16) is already 512x fewer tokens than the base"
+                )
 
     @classmethod
     def k(cls, n: int) -> "Kernel":
         """The paper's shorthand ``kN`` = ``(N, 2N, 2N)``."""
         if not isinstance(n, int) or not _is_power_of_two(n):
             raise ValueError(f"k{n}: N must be a power of two (k1, k2, k4, k8, ...); {GRAMMAR}")
+        if 2 * n > MAX_KERNEL_SIZE:
+            raise ValueError(f"k{n}: N must be at most {MAX_KERNEL_SIZE // 2} (kN = (N, 2N, 2N) and no kernel "
+                             f"size may exceed MAX_KERNEL_SIZE = {MAX_KERNEL_SIZE}); use k1 .. k{MAX_KERNEL_SIZE // 2}")
         return cls(n, 2 * n, 2 * n)
 
     @property
@@ -116,6 +152,9 @@ class Block:
     def __post_init__(self) -> None:
         if not isinstance(self.frames, int) or self.frames < 1:
             raise ValueError(f"block f{self.frames}{self.kernel.name}: needs at least one frame; {GRAMMAR}")
+        if self.frames > MAX_FRAMES:
+            raise ValueError(f"block f{self.frames}{self.kernel.name}: at most {MAX_FRAMES} frames per block "
+                             f"(MAX_FRAMES); split it into several blocks or use fewer frames")
 
     @property
     def name(self) -> str:
@@ -178,10 +217,15 @@ class Schedule:
     def __post_init__(self) -> None:
         if not isinstance(self.generated, int) or self.generated < 1:
             raise ValueError(f"g{self.generated}: a step must generate at least one frame; {GRAMMAR}")
+        if self.generated > MAX_FRAMES:
+            raise ValueError(f"g{self.generated}: a section of at most {MAX_FRAMES} frames (MAX_FRAMES); the paper "
+                             "generates 9 latent frames per section, the embedded model 4 (e.g. g9 or g4)")
         if self.tail is not None and self.tail not in TAIL_OPTIONS:
             raise ValueError(f"unknown tail option {self.tail!r}: use one of td, ta, tc; {GRAMMAR}")
         if self.tail_side not in ("left", "right"):
             raise ValueError(f"tail_side must be 'left' or 'right', not {self.tail_side!r}")
+        if self.tail is None:  # without a tail its side means nothing: one value, so equal schedules compare equal
+            object.__setattr__(self, "tail_side", "left")
 
     # ----------------------------------------------------------------------------- naming
     @property
@@ -225,14 +269,9 @@ class Schedule:
         return self.left.frames + self.right.frames
 
     def tail_tokens(self, tail_frames: int) -> int:
-        """Tokens of ``tail_frames`` frames beyond the blocks under this schedule's tail option."""
-        if tail_frames < 0:
-            raise ValueError(f"tail_frames must be >= 0, got {tail_frames}")
-        if self.tail == "ta":
-            return tail_frames
-        if self.tail == "tc":
-            return 1 if tail_frames else 0
-        return 0
+        """Tokens of ``tail_frames`` frames beyond the blocks under this schedule's tail option
+        (:func:`tail_token_count`)."""
+        return tail_token_count(self.tail, tail_frames)
 
     def token_breakdown(self, latent_h: int, latent_w: int, tail_frames: int = 0) -> dict[str, int]:
         """Tokens per part of one step, in video time order, keyed by part name.
@@ -270,8 +309,37 @@ def _check_size(latent_h: int, latent_w: int) -> None:
 
 
 # --------------------------------------------------------------------------------- parsing
-_BLOCK_RE = re.compile(r"f(\d+)k(\d+)(?:h(\d+)w(\d+))?")
-_GEN_RE = re.compile(r"g(\d+)")
+_KERNEL_RE = re.compile(r"k([0-9]+)(?:h([0-9]+)w([0-9]+))?")
+_BLOCK_RE = re.compile(r"f([0-9]+)(k[0-9]+(?:h[0-9]+w[0-9]+)?)")
+_GEN_RE = re.compile(r"g([0-9]+)")
+
+
+def _number(digits: str, part: str) -> int:
+    """An integer of the grammar; refuses numbers longer than any the grammar accepts."""
+    if len(digits) > _MAX_DIGITS:
+        raise ValueError(f"{part!r}: the number {digits[:12]}{'...' if len(digits) > 12 else ''} is larger than "
+                         f"the grammar accepts (at most {MAX_FRAMES} frames per block or section, kernel sizes "
+                         f"up to {MAX_KERNEL_SIZE}); use a smaller number")
+    return int(digits)
+
+
+def parse_kernel(name: str) -> Kernel:
+    """A kernel from its name: ``"k2"`` -> ``Kernel(2, 4, 4)`` (the paper's ``kN`` = ``(N, 2N, 2N)``),
+    ``"k1h4w8"`` -> ``Kernel(1, 4, 8)`` (spelled out). ``ValueError`` for anything else.
+
+    >>> parse_kernel("k4").size
+    (4, 8, 8)
+    """
+    m = _KERNEL_RE.fullmatch(name) if isinstance(name, str) else None
+    if not m:
+        raise ValueError(f"cannot read kernel name {name!r}: expected 'kN' or 'kNhHwW', e.g. 'k2' or 'k1h4w4'")
+    n, h, w = (None if g is None else _number(g, name) for g in m.groups())
+    return Kernel.k(n) if h is None else Kernel(n, h, w)
+
+
+def as_kernel(spec: "Kernel | str") -> Kernel:
+    """A :class:`Kernel` from a kernel or its name (see :func:`parse_kernel`)."""
+    return spec if isinstance(spec, Kernel) else parse_kernel(spec)
 
 
 def _parse_blocks(token: str, name: str) -> tuple[Block, ...]:
@@ -281,10 +349,8 @@ def _parse_blocks(token: str, name: str) -> tuple[Block, ...]:
         m = _BLOCK_RE.match(token, pos)
         if not m:
             raise ValueError(f"cannot read {token[pos:]!r} in schedule {name!r}; {GRAMMAR}")
-        frames, n, h, w = m.groups()
         try:
-            kernel = Kernel.k(int(n)) if h is None else Kernel(int(n), int(h), int(w))
-            blocks.append(Block(int(frames), kernel))
+            blocks.append(Block(_number(m.group(1), m.group(0)), parse_kernel(m.group(2))))
         except ValueError as e:
             raise ValueError(f"in schedule {name!r}, block {m.group(0)!r}: {e}") from None
         pos = m.end()
@@ -314,7 +380,9 @@ def parse(name: str) -> Schedule:
     >>> parse("f1k1_x_g9_f1k1f2k2f16k4_td").token_count(80, 76)
     17500
     """
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str):
+        raise ValueError(f"a schedule name must be a string, got {type(name).__name__}; {GRAMMAR}")
+    if not name.strip():
         raise ValueError(f"empty schedule name; {GRAMMAR}")
     text = name.strip()
     discrete = text.endswith("+D")
@@ -337,13 +405,17 @@ def parse(name: str) -> Schedule:
     m = _GEN_RE.fullmatch(tokens[g])
     if not m:
         raise ValueError(f"cannot read {tokens[g]!r} in schedule {name!r}: expected gN, e.g. g9; {GRAMMAR}")
+    generated = _number(m.group(1), tokens[g])
     for t in tokens:
         if t in TAIL_OPTIONS:
             raise ValueError(f"schedule {name!r}: tail option {t!r} must be at one end; {GRAMMAR}")
     left = _parse_side(tokens[:g], name, "left")
     right = _parse_side(tokens[g + 1:], name, "right")
-    return Schedule(generated=int(m.group(1)), left=left, right=right, tail=tail,
-                    tail_side=tail_side, discrete=discrete)
+    try:
+        return Schedule(generated=generated, left=left, right=right, tail=tail, tail_side=tail_side,
+                        discrete=discrete)
+    except ValueError as e:
+        raise ValueError(f"in schedule {name!r}: {e}") from None
 
 
 def as_schedule(spec: "Schedule | str") -> Schedule:

@@ -31,6 +31,7 @@ import platform
 import random
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -38,10 +39,12 @@ import torch.nn.functional as F
 
 from . import world
 from .models.autoencoder import TinyAutoencoder
-from .models.tiny import TinyConfig, TinyFramePack, _check_device, save_tiny
+from .models.tiny import TinyConfig, TinyFramePack, save_tiny
 from .packing import pack
-from .plan import make_plan
-from .schedule import PRESETS
+from .plan import Plan, Step, make_plan
+from .runtime import resolve_device, save_safetensors
+from .sampler import time_shift
+from .schedule import PRESETS, Schedule
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "assets" / "tiny_train.json"
 
@@ -58,6 +61,15 @@ TRAIN_MIX = [
     ("anti_drifting", "anti_drifting", 2.0),
 ]
 SECTION_LENGTHS = [(4, 0.85), (2, 0.03), (3, 0.03), (6, 0.03), (8, 0.03), (9, 0.03)]
+AE_WARMUP = 50  # autoencoder learning-rate warm-up steps (the DiT's is dit.warmup in the config)
+WORLD_TIMES = 400  # autoencoder frames are drawn from times 0 .. 399 of random training worlds
+
+
+def warmup_cosine(step: int, base_lr: float, warmup: int, total: int) -> float:
+    """The learning rate of both stages: linear warm-up over ``warmup`` steps, then a cosine from
+    ``base_lr`` down to 10% of it at step ``total`` (held there after)."""
+    warm = min(1.0, (step + 1) / warmup)
+    return base_lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
 
 
 def load_config(path: str | Path) -> dict:
@@ -73,11 +85,11 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _world_frames(rng: np.random.Generator, n: int) -> torch.Tensor:
-    """``n`` random training-world frames ``(n, 3, 64, 64)``."""
+def _world_frames(rng: np.random.Generator, n: int, size: int = world.SIZE) -> torch.Tensor:
+    """``n`` random training-world frames ``(n, 3, size, size)``."""
     seeds = rng.integers(world.TRAIN_SEEDS.start, world.TRAIN_SEEDS.stop, size=n)
-    times = rng.integers(0, 400, size=n)
-    frames = np.stack([world.render(world.make_world(int(s)), [int(t)])[0] for s, t in zip(seeds, times)])
+    times = rng.integers(0, WORLD_TIMES, size=n)
+    frames = np.stack([world.render(world.make_world(int(s), size), [int(t)])[0] for s, t in zip(seeds, times)])
     return torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
 
 
@@ -99,10 +111,9 @@ def train_autoencoder(cfg: dict, device: torch.device, log, progress: bool = Tru
     steps = ac["steps"]
     t0 = time.time()
     for step in tqdm(range(steps), desc="autoencoder", disable=not progress):
-        lr = ac["lr"] * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for g in opt.param_groups:
-            g["lr"] = lr
-        x = _world_frames(rng, ac["batch"]).to(device)
+            g["lr"] = warmup_cosine(step, ac["lr"], AE_WARMUP, steps)
+        x = _world_frames(rng, ac["batch"], mc.frame_size).to(device)
         z = ae.encode_images(x)
         z_noisy = z + ac["latent_noise"] * z.detach().std() * torch.randn_like(z)  # robust decoder
         rec = ae.decode_images(z_noisy)
@@ -114,30 +125,33 @@ def train_autoencoder(cfg: dict, device: torch.device, log, progress: bool = Tru
             log({"stage": "ae", "step": step, "loss": loss.item()})
     seconds = time.time() - t0
     ae.eval()
-    heldout = held_out_psnr(ae, device)
+    heldout = held_out_psnr(ae, device, frame_size=mc.frame_size)
     log({"stage": "ae", "done": True, "seconds": seconds, "heldout_psnr": heldout})
     return ae, {"steps": steps, "seconds": round(seconds, 1), "heldout_psnr_db": round(heldout, 2)}
 
 
 @torch.no_grad()
-def held_out_psnr(ae: TinyAutoencoder, device, n_videos: int = 16, n_frames: int = 8) -> float:
-    """Reconstruction PSNR (dB) on frames of held-out worlds."""
+def held_out_psnr(ae: TinyAutoencoder, device, n_videos: int = 16, n_frames: int = 8,
+                  frame_size: int = world.SIZE) -> float:
+    """Reconstruction PSNR (dB) on ``frame_size`` x ``frame_size`` frames of held-out worlds."""
     seeds = list(world.HELDOUT_SEEDS)[:n_videos]
-    x = world.batch(seeds, n_frames).reshape(-1, 3, 64, 64).to(device)
+    x = world.batch(seeds, n_frames, size=frame_size).reshape(-1, 3, frame_size, frame_size).to(device)
     return psnr(ae.decode_images(ae.encode_images(x)), x)
 
 
 @torch.no_grad()
 def build_latent_bank(ae: TinyAutoencoder, cfg: dict, device, progress: bool = True) -> torch.Tensor:
-    """Encode training videos once: ``(N, C, F, 16, 16)`` float16, normalised (sets AE stats)."""
+    """Encode training videos once: ``(N, C, F, h, w)`` float16 (``16 x 16`` latents of 64 x 64
+    frames), normalised (sets AE stats)."""
     from tqdm.auto import tqdm
 
     dc = cfg["data"]
+    size = TinyConfig.from_dict(cfg["model"]).frame_size
     rng = np.random.default_rng(cfg["seed"] + 1)
     seeds = rng.choice(world.TRAIN_SEEDS.stop, size=dc["videos"], replace=False)
     chunks = []
     for s in tqdm(seeds, desc="latent bank", disable=not progress):
-        frames = torch.from_numpy(world.video(int(s), dc["frames"], start=int(rng.integers(0, 300))))
+        frames = torch.from_numpy(world.video(int(s), dc["frames"], start=int(rng.integers(0, 300)), size=size))
         z = ae.encode_images(frames.permute(0, 3, 1, 2).to(device))  # (F, C, h, w)
         chunks.append(z.permute(1, 0, 2, 3).half().cpu())
     bank = torch.stack(chunks)  # (N, C, F, h, w)
@@ -153,8 +167,17 @@ def _pick(rng: random.Random, items):
     return rng.choices([i[:-1] if len(i) > 2 else i[0] for i in items], weights=[i[-1] for i in items])[0]
 
 
-def sample_task(rng: random.Random, max_frames: int, dc: dict | None = None):
-    """Draw (order, schedule, plan, plan step) for one batch.
+class TrainTask(NamedTuple):
+    """What one training batch learns: a step of a plan (unpacks as ``order, schedule, plan, step``)."""
+
+    order: str
+    schedule: Schedule
+    plan: Plan
+    step: Step
+
+
+def sample_task(rng: random.Random, max_frames: int, dc: dict | None = None) -> TrainTask:
+    """Draw the :class:`TrainTask` (order, schedule, plan, plan step) of one batch.
 
     ``dc["first_step_prob"]`` (default 0) is the chance of taking the plan's first step instead of
     a uniform one: the inverted order's first section, far from its anchor, is the one that fails.
@@ -172,7 +195,7 @@ def sample_task(rng: random.Random, max_frames: int, dc: dict | None = None):
         step = plan.steps[0]
     else:
         step = rng.choice(plan.steps)
-    return order, sched, plan, step
+    return TrainTask(order, sched, plan, step)
 
 
 def step_times(step) -> dict[int, int]:
@@ -181,11 +204,6 @@ def step_times(step) -> dict[int, int]:
     for g in step.groups:
         times.update(zip(g.frames, g.positions))
     return times
-
-
-def _lr(step: int, dc: dict) -> float:
-    warm = min(1.0, (step + 1) / dc["warmup"])
-    return dc["lr"] * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step, dc["steps"]) / dc["steps"])))
 
 
 def training_clip(bank: torch.Tensor, idx: torch.Tensor, order: str, plan, step, dc: dict,
@@ -212,10 +230,10 @@ def training_clip(bank: torch.Tensor, idx: torch.Tensor, order: str, plan, step,
     return video
 
 
-def training_loss(model: TinyFramePack, bank: torch.Tensor, task, dc: dict, gen: torch.Generator,
+def training_loss(model: TinyFramePack, bank: torch.Tensor, task: TrainTask, dc: dict, gen: torch.Generator,
                   rng: random.Random, device) -> torch.Tensor:
     """Flow-matching loss of one batch drawn from the latent bank for one plan step."""
-    order, sched, plan, step = task
+    order, _, plan, step = task
     B = dc["batch"]
     idx = torch.randint(0, bank.shape[0], (B,), generator=gen)
     video = training_clip(bank, idx, order, plan, step, dc, rng).float().to(device)  # (B, C, T, h, w)
@@ -228,8 +246,7 @@ def training_loss(model: TinyFramePack, bank: torch.Tensor, task, dc: dict, gen:
     if rng.random() < dc.get("history_dropout", 0.0):  # no history at all: for history guidance
         context = dataclasses.replace(context, groups=[], history_noise=0.0)
     u = torch.rand(B, generator=gen)
-    shift = dc["train_shift"]
-    sigma = (shift * u / (1 + (shift - 1) * u)).to(device)
+    sigma = time_shift(u, dc["train_shift"]).to(device)  # shift u / (1 + (shift - 1) u), toward noise
     eps = torch.randn(x0.shape, generator=gen).to(device)
     s = sigma.view(-1, 1, 1, 1, 1)
     x_t = (1 - s) * x0 + s * eps
@@ -239,17 +256,13 @@ def training_loss(model: TinyFramePack, bank: torch.Tensor, task, dc: dict, gen:
 
 
 def _save_state(out: Path, model, ema, opt, step: int, record: dict) -> None:
-    from safetensors.torch import save_file
-
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
     tensors.update({f"ema.{k}": v.detach().contiguous() for k, v in ema.state_dict().items()})
     names = {p: n for n, p in model.named_parameters()}
     for p, st in opt.state.items():
         for key in ("exp_avg", "exp_avg_sq"):
             tensors[f"opt.{names[p]}.{key}"] = st[key].contiguous()
-    tmp = out / "state.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    tmp.replace(out / "state.safetensors")
+    save_safetensors(tensors, out / "state.safetensors")
     (out / "state.json").write_text(json.dumps({"step": step, "record": record}, indent=2))
 
 
@@ -273,7 +286,7 @@ def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
     """Run both stages; returns the exported checkpoint folder ``out/tiny``."""
     from tqdm.auto import tqdm
 
-    device = _check_device(device)
+    device = resolve_device(device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _seed_all(cfg["seed"])
@@ -290,7 +303,7 @@ def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
 
     # stage 1: autoencoder (reused when resuming)
     ae_file = out / "autoencoder.safetensors"
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
     if resume and ae_file.exists():
         ae = TinyAutoencoder(mc.latent_channels, mc.ae_width).to(device)
         ae.load_state_dict(load_file(str(ae_file)))
@@ -307,9 +320,9 @@ def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
         t_bank = time.time()
         bank = build_latent_bank(ae, cfg, device, progress)  # also sets the latent statistics
         ae_record["bank_seconds"] = round(time.time() - t_bank, 1)
-        save_file({k: v.contiguous() for k, v in ae.state_dict().items()}, str(ae_file))
+        save_safetensors({k: v.contiguous() for k, v in ae.state_dict().items()}, ae_file)
         (out / "autoencoder.json").write_text(json.dumps(ae_record))
-        save_file({"bank": bank.contiguous()}, str(bank_file))
+        save_safetensors({"bank": bank.contiguous()}, bank_file)
 
     # stage 2: DiT (seeded on its own, so a run resumed after stage 1 matches an uninterrupted one)
     torch.manual_seed(cfg["seed"] + 2)
@@ -331,7 +344,8 @@ def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
             "steps": step, "batch": dc["batch"], "dit_seconds": round(record["dit_seconds"], 1),
             "dit_params": n_params, "final_loss_ema": record["losses"][-1] if record["losses"] else None,
             "autoencoder": ae_record, "device": str(device), "torch": torch.__version__,
-            "hardware": f"{platform.machine()} {os.cpu_count()} cores" if device.type == "cpu" else torch.cuda.get_device_name(),
+            "hardware": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                         else f"{platform.machine()} {os.cpu_count()} cores"),
             "threads": torch.get_num_threads(), "config": cfg}}
         save_tiny(out / "tiny", ema, ae, rec)
 
@@ -341,7 +355,7 @@ def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
     try:
         for step in bar:
             for g in opt.param_groups:
-                g["lr"] = _lr(step, dc)
+                g["lr"] = warmup_cosine(step, dc["lr"], dc["warmup"], dc["steps"])
             task = sample_task(rng, bank.shape[2], dc)
             loss = training_loss(model, bank, task, dc, gen, rng, device)
             opt.zero_grad(set_to_none=True)
@@ -358,8 +372,8 @@ def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
             t_last = now
             bar.set_postfix(loss=f"{loss_avg:.4f}")
             if step % 25 == 0:
-                log({"stage": "dit", "step": step, "loss": loss.item(), "loss_ema": loss_avg, "order": task[0],
-                     "schedule": task[1].name, "seconds": round(record["dit_seconds"], 1)})
+                log({"stage": "dit", "step": step, "loss": loss.item(), "loss_ema": loss_avg, "order": task.order,
+                     "schedule": task.schedule.name, "seconds": round(record["dit_seconds"], 1)})
             if (step + 1) % cfg["checkpoint_every"] == 0:
                 record["losses"].append(round(loss_avg, 5))
                 _save_state(out, model, ema, opt, step + 1, record)
@@ -378,7 +392,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(DEFAULT_CONFIG), help="training config JSON (default: the shipped one)")
     p.add_argument("--out", default="runs/tiny", help="output folder (checkpoints, log.jsonl, tiny/)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps, ... or auto (CUDA when available, else CPU)")
     p.add_argument("--steps", type=int, default=None, help="override the DiT steps of the config")
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.safetensors")
     p.add_argument("--no-progress", action="store_true")

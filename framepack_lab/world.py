@@ -64,9 +64,20 @@ class World:
     sprites: tuple[Sprite, ...]
 
 
+def check_seed(seed) -> int:
+    """``seed`` as an int, or ``ValueError`` saying which seeds are valid."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"world seed must be a non-negative integer, got {seed!r}; training worlds use "
+                         f"TRAIN_SEEDS ({TRAIN_SEEDS.start:,} .. {TRAIN_SEEDS.stop - 1:,}), evaluation and the "
+                         f"notebooks' examples HELDOUT_SEEDS ({HELDOUT_SEEDS.start:,} .. {HELDOUT_SEEDS.stop - 1:,}), "
+                         "e.g. framepack_lab.world.HELDOUT_SEEDS[0]")
+    return int(seed)
+
+
 def make_world(seed: int, size: int = SIZE) -> World:
-    """Draw a world from ``seed`` (deterministic)."""
-    rng = np.random.default_rng(seed)
+    """Draw a world from ``seed`` (deterministic): any integer >= 0, see :data:`TRAIN_SEEDS` and
+    :data:`HELDOUT_SEEDS`."""
+    rng = np.random.default_rng(check_seed(seed))
     hue = rng.uniform(0, 1)
     sat = rng.uniform(0.05, 0.25)
     val = rng.uniform(0.35, 0.6)
@@ -142,6 +153,8 @@ def render(world: World, times) -> np.ndarray:
 
 def video(seed: int, n_frames: int, start: int = 0, size: int = SIZE) -> np.ndarray:
     """``n_frames`` frames from ``start`` of the world drawn from ``seed``: ``(T, H, W, 3)``."""
+    if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
+        raise ValueError(f"n_frames must be a positive integer, got {n_frames!r}; use 1 for a single frame")
     return render(make_world(seed, size), np.arange(start, start + n_frames))
 
 

@@ -13,7 +13,8 @@ FIRST = W.video(W.HELDOUT_SEEDS[0], 1, size=32)[0]  # (32, 32, 3) float in [0, 1
 
 
 def run(backend, **kw):
-    kw = {"n_frames": 9, "steps": 2, "seed": 0, **kw}
+    defaults = {"steps": 2, "seed": 0} if "plan" in kw else {"n_frames": 9, "steps": 2, "seed": 0}
+    kw = {**defaults, **kw}  # a plan brings its own n_frames (generate refuses a conflicting one)
     return generate(backend, kw.pop("first_frame", FIRST), **kw)
 
 

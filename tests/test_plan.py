@@ -293,3 +293,26 @@ def test_bad_n_frames(n):
 def test_bad_schedule_name_propagates():
     with pytest.raises(ValueError, match="'zz'"):
         make_plan("vanilla", 17, "td_zz_g4")
+
+
+# ------------------------------------------------------------------ one loop, one build per step
+@pytest.mark.parametrize("order", ORDERS)
+def test_every_order_builds_each_step_once(order, monkeypatch):
+    import framepack_lab.plan as plan_module
+
+    calls = []
+    build = plan_module._build_step
+    monkeypatch.setattr(plan_module, "_build_step", lambda *a: calls.append(a[0]) or build(*a))
+    plan = make_plan(order, 40)
+    assert calls == list(range(len(plan.steps)))
+
+
+def test_tail_groups_count_tokens_by_the_schedule_rule():
+    from framepack_lab.schedule import tail_token_count
+
+    for tail in ("ta", "tc"):
+        plan = vanilla(40, f"{tail}_f2k1_g4")
+        for step in plan.steps:
+            for g in step.groups:
+                if g.role == "tail":
+                    assert g.tokens(H, W) == tail_token_count(tail, len(g.frames)) == step.schedule.tail_tokens(len(g.frames))

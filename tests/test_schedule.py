@@ -6,16 +6,21 @@ import pytest
 
 from framepack_lab.schedule import (
     BASE,
+    MAX_FRAMES,
+    MAX_KERNEL_SIZE,
     PRESETS,
     Block,
     Kernel,
     Schedule,
     Side,
+    as_kernel,
     as_schedule,
     context_length,
     context_length_limit,
     frame_length,
     parse,
+    parse_kernel,
+    tail_token_count,
     unpacked_length,
 )
 
@@ -377,3 +382,67 @@ def test_constructor_errors():
 def test_schedules_are_hashable_values():
     assert hash(parse("f1k1_x_g9_f1k1f2k2f16k4_td")) == hash(parse("f1k1h2w2_x_g9_f1k1f2k2f16k4_td"))
     assert math.isclose(context_length(1, 2, 1, 1), 2.0)
+
+
+# ------------------------------------------------------------------ one kernel parser, caps
+@pytest.mark.parametrize("name,size", [("k1", (1, 2, 2)), ("k2", (2, 4, 4)), ("k8", (8, 16, 16)),
+                                       ("k1h4w8", (1, 4, 8)), ("k1h2w2", (1, 2, 2)), ("k16h32w32", (16, 32, 32))])
+def test_parse_kernel(name, size):
+    assert parse_kernel(name).size == size
+    assert as_kernel(name) == parse_kernel(name) == as_kernel(parse_kernel(name))
+    assert parse_kernel(parse_kernel(name).name) == parse_kernel(name)
+
+
+@pytest.mark.parametrize("name,match", [("k3", "k3"), ("k", "cannot read kernel name 'k'"), ("k1h4", "kNhHwW"),
+                                        ("f1k1", "cannot read"), ("k1h3w2", "ph=3"), ("k64", "at most 32"),
+                                        ("k1h2w128", "pw=128 is larger than 64"), ("k99999", "larger than"),
+                                        (2, "cannot read kernel name 2")])
+def test_parse_kernel_errors(name, match):
+    with pytest.raises(ValueError, match=match):
+        parse_kernel(name)
+
+
+def test_the_schedule_parser_reads_kernels_with_parse_kernel(monkeypatch):
+    import framepack_lab.schedule as schedule_module
+
+    seen = []
+    monkeypatch.setattr(schedule_module, "parse_kernel", lambda name: seen.append(name) or Kernel.k(1))
+    schedule_module.parse("td_f16k4f2k1h4w4_g4")
+    assert seen == ["k4", "k1h4w4"]
+
+
+def test_grammar_caps():
+    assert MAX_FRAMES == 1024 and MAX_KERNEL_SIZE == 64
+    parse(f"f{MAX_FRAMES}k1_g{MAX_FRAMES}")
+    with pytest.raises(ValueError, match="at most 1024 frames"):
+        parse("f1025k1_g4")
+    with pytest.raises(ValueError, match="at most 1024 frames"):
+        parse("f1k1_g1025")
+    with pytest.raises(ValueError, match="larger than the grammar accepts"):
+        parse("f1k1_g100000")
+    with pytest.raises(ValueError, match="at most 1024 frames"):
+        Block(MAX_FRAMES + 1, K1)
+    with pytest.raises(ValueError, match="at most 1024 frames"):
+        Schedule(MAX_FRAMES + 1)
+    with pytest.raises(ValueError, match="larger than 64"):
+        Kernel(128, 2, 2)
+
+
+@pytest.mark.parametrize("bad", [None, 3, b"g4", ["g4"]])
+def test_parse_refuses_non_strings(bad):
+    with pytest.raises(ValueError, match="grammar"):
+        parse(bad)
+
+
+def test_tail_token_rule_lives_in_one_function():
+    for tail, n, want in [(None, 5, 0), ("td", 5, 0), ("ta", 5, 5), ("tc", 5, 1), ("tc", 0, 0), ("ta", 0, 0)]:
+        assert tail_token_count(tail, n) == want
+        if tail:
+            assert parse(f"{tail}_f1k1_g4").tail_tokens(n) == want
+    with pytest.raises(ValueError, match="tail_frames"):
+        tail_token_count("ta", -1)
+
+
+def test_a_schedule_without_tail_has_no_tail_side():
+    s = Schedule(4, left=Side(near=(Block(1, K1),)), tail=None, tail_side="right")
+    assert s.tail_side == "left" and s == parse("f1k1_g4") and parse(s.name) == s

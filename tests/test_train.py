@@ -184,3 +184,72 @@ def test_training_clip_default_is_a_contiguous_clip():
                          random.Random(0))
     t = clip[0, 0, :, 0, 0] - 1000
     assert torch.equal(t, t[0] + torch.arange(plan.total_frames, dtype=torch.float32))
+
+
+# ------------------------------------------------------------------------- pinned numerics
+# The first six DiT steps of tiny_train_config(): (order, schedule, n_frames, step index) and loss,
+# recorded with the train.py that trained the shipped checkpoint (bit-identical on the recording
+# machine; the tolerance only absorbs other CPUs' float rounding). Refactors of train.py, or of
+# what it draws through (plan, packing, sampler, world), must not change them: a run in progress
+# must stay reproducible by `python -m framepack_lab.train --resume`.
+PINNED_TASKS = [
+    ('f1', 'f1k1_x_f16k4f4k2f2k1_g4', 31, 0),
+    ('f1', 'f1k1_x_f16k4f4k2f2k1_g4', 35, 3),
+    ('f1', 'f1k1_x_f16k4f4k2f2k1_g4', 21, 4),
+    ('inverted_anti_drifting', 'f1k1_x_g4_f1k1f2k2f16k4_td', 26, 0),
+    ('vanilla', 'td_f1k1h16w16f1k1h8w16f1k1h8w8f1k1h4w8f1k1h4w4f1k1h2w4f1k1_g6', 22, 2),
+    ('vanilla', 'td_f16k4f4k2f1k1_g4', 30, 0),
+]
+PINNED_LOSSES = [1.3864729404449463, 1.6347148418426514, 5.061779499053955, 4.552035331726074, 1.1302521228790283, 6.075107574462891]
+
+
+def test_training_numerics_are_pinned(tmp_path, monkeypatch):
+    import framepack_lab.train as T
+
+    seen = []
+    original = T.training_loss
+
+    def recording(model, bank, task, *args):
+        loss = original(model, bank, task, *args)
+        seen.append(((task.order, task.schedule.name, task.plan.n_frames, task.step.index), loss.item()))
+        return loss
+
+    monkeypatch.setattr(T, "training_loss", recording)
+    train(tiny_train_config(), tmp_path, steps=6, progress=False)
+    assert [t for t, _ in seen] == PINNED_TASKS
+    np.testing.assert_allclose([loss for _, loss in seen], PINNED_LOSSES, rtol=1e-5, atol=0)
+
+
+def test_sample_task_is_a_named_task_that_still_unpacks():
+    from framepack_lab.train import TrainTask
+
+    task = sample_task(random.Random(3), 40)
+    assert isinstance(task, TrainTask)
+    order, sched, plan, step = task
+    assert (order, sched, plan, step) == (task.order, task.schedule, task.plan, task.step)
+    assert task[0] == order and step in plan.steps
+
+
+def test_one_learning_rate_schedule_for_both_stages():
+    from framepack_lab.train import warmup_cosine
+
+    assert warmup_cosine(0, 1.0, 10, 100) == pytest.approx(0.1 * 1.0)  # first warm-up step
+    assert warmup_cosine(9, 1.0, 10, 100) == pytest.approx(1.0 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 0.09))))
+    assert warmup_cosine(100, 2.0, 10, 100) == pytest.approx(0.2)  # decays to 10% ...
+    assert warmup_cosine(500, 2.0, 10, 100) == pytest.approx(0.2)  # ... and stays there
+
+
+def test_frame_size_comes_from_the_config():
+    from framepack_lab.models.autoencoder import TinyAutoencoder
+    from framepack_lab.train import _world_frames, held_out_psnr
+
+    assert _world_frames(np.random.default_rng(0), 2, 32).shape == (2, 3, 32, 32)
+    assert _world_frames(np.random.default_rng(0), 1).shape == (1, 3, 64, 64)
+    ae = TinyAutoencoder(4, width=8).eval()
+    assert np.isfinite(held_out_psnr(ae, "cpu", n_videos=1, n_frames=1, frame_size=32))
+
+
+def test_train_refuses_a_device_this_machine_lacks(tmp_path):
+    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
+        train(tiny_train_config(), tmp_path, device="gpu0", progress=False)
+    assert not (tmp_path / "log.jsonl").exists()  # refused before any work

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import runtime
 from ..backend import HISTORY_GUIDANCE, HISTORY_NOISE, BackendBase
 from ..packing import PackedContext, check_latent_size
 from ..rope import apply_rope
@@ -221,12 +222,7 @@ class TinyBackend(BackendBase):
 
     def latent_size(self, height: int, width: int) -> tuple[int, int]:
         """Latent ``(h, w)`` of a ``height x width`` frame; frames must be multiples of 8 pixels."""
-        f = TinyAutoencoder.factor
-        if height % (2 * f) or width % (2 * f) or height < 2 * f or width < 2 * f:
-            raise ValueError(f"frame size {height}x{width}: the tiny model needs height and width that are "
-                             f"positive multiples of {2 * f} pixels (the autoencoder downsamples by {f} and "
-                             "the base patch kernel needs an even latent size); e.g. 64x64")
-        return height // f, width // f
+        return runtime.latent_size(height, width, TinyAutoencoder.factor, "the tiny model", "autoencoder", "64x64")
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames ``(B, T, H, W, 3)`` in [0, 1] -> latents ``(B, C, T, H/4, W/4)``."""
@@ -259,16 +255,12 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 def save_tiny(path: str | Path, model: TinyFramePack, autoencoder: TinyAutoencoder, extra: dict | None = None) -> None:
     """Write ``model.safetensors`` (DiT + autoencoder, float32... stored as fp16) and ``config.json``."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tensors = {f"dit.{k}": v.detach().half().contiguous() for k, v in model.state_dict().items()}
     tensors.update({f"ae.{k}": v.detach().float().contiguous() if "latent_" in k else v.detach().half().contiguous()
                     for k, v in autoencoder.state_dict().items()})
-    tmp = path / "model.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    tmp.replace(path / "model.safetensors")
+    runtime.save_safetensors(tensors, path / "model.safetensors")
     (path / "config.json").write_text(json.dumps({"model": json.loads(model.config.to_json()), **(extra or {})}, indent=2))
 
 
@@ -277,7 +269,8 @@ def load_tiny(path: str | Path | None = None, device: str | torch.device = "cpu"
 
     Args:
         path: a folder with ``model.safetensors`` and ``config.json``; default: the shipped one.
-        device: ``"cpu"`` or ``"cuda"``.
+        device: ``"cpu"``, ``"cuda"``, ``"mps"``, ... or ``"auto"`` (CUDA when available, else the
+            CPU); a device this machine lacks is refused with what to use instead.
     """
     from safetensors.torch import load_file
 
@@ -287,18 +280,10 @@ def load_tiny(path: str | Path | None = None, device: str | torch.device = "cpu"
         raise FileNotFoundError(
             f"no tiny FramePack checkpoint in {path} (need model.safetensors and config.json); the "
             "package ships one in framepack_lab/assets/tiny, or train one: python -m framepack_lab.train")
-    device = _check_device(device)
+    device = runtime.resolve_device(device)
     config = TinyConfig.from_dict(json.loads(cfg_file.read_text())["model"])
     state = load_file(str(weights))
     model, ae = TinyFramePack(config), TinyAutoencoder(config.latent_channels, config.ae_width)
     model.load_state_dict({k[4:]: v.float() for k, v in state.items() if k.startswith("dit.")})
     ae.load_state_dict({k[3:]: v.float() for k, v in state.items() if k.startswith("ae.")})
     return TinyBackend(model.eval().to(device), ae.eval().to(device), device)
-
-
-def _check_device(device: str | torch.device) -> torch.device:
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but this machine has no CUDA GPU (torch.cuda.is_available() "
-                         "is False); use device='cpu', or install a CUDA build of torch on a GPU machine")
-    return device
