@@ -66,7 +66,7 @@ def resolve_device(device: "str | torch.device" = "auto", allowed: tuple[str, ..
     device(type='cpu')
     """
     if isinstance(device, str) and device.strip().lower() == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):

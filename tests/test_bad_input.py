@@ -181,3 +181,11 @@ def test_auto_device_is_cuda_when_available_else_cpu():
 def test_latent_size_of_valid_frames():
     assert runtime.latent_size(64, 48, 4, "the tiny model") == (16, 12)
     assert runtime.latent_size(np.int64(480), 640, 8, "HunyuanVideo", "VAE", "480x640") == (60, 80)
+
+
+def test_auto_respects_the_devices_a_model_supports():
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    assert runtime.resolve_device("auto", allowed=("cuda", "cpu")).type == "cpu"
+    with pytest.raises(ValueError, match="'cpu' is not supported here: use one of 'cuda'"):
+        runtime.resolve_device("auto", allowed=("cuda",))
