@@ -53,6 +53,7 @@ def score_videos(videos, seeds) -> dict[str, float]:
     """
     per_frame, sizes, gen_len, true_len, survival, drift = [], [], 0.0, 0.0, [], []
     for v, s in zip(videos, seeds):
+        drift.append(metrics.start_end_contrast(metrics.colour_drift(v)))
         tracks = metrics.sprite_tracks(v)
         if not tracks[0]:
             continue
@@ -65,11 +66,10 @@ def score_videos(videos, seeds) -> dict[str, float]:
         true_len += sum(truth.values())
         if len(v) > 16:
             survival.append(float(np.mean(metrics.sprite_presence(v, tracks)[16])))
-        drift.append(metrics.start_end_contrast(metrics.colour_drift(v)))
-    if not per_frame:
+    if not per_frame:  # no sprite in any first frame: only the drift is defined
         nan = float("nan")
         return {"presence": nan, "worst": nan, "size_kept": nan, "motion": nan, "survival": nan,
-                "drift": nan, "drift_sd": nan, "presence_curve": np.array([])}
+                "drift": float(np.mean(drift)), "drift_sd": float(np.std(drift)), "presence_curve": np.array([])}
     found = np.sum([f for f, _ in per_frame], axis=0)
     curve = found / sum(n for _, n in per_frame)
     sizes = np.asarray(sizes)
@@ -248,17 +248,16 @@ def denoising_error(backend, order: str = "vanilla", schedule=None, n_worlds: in
 
     Every step of the plan is packed from the *true* latents of held-out worlds, noised at each
     of ``noise_levels``, and denoised in one model call; the error is averaged over steps, levels
-    and worlds. Comparing RoPE alignments (``rope_mode``, ``rope_time_offset``) this way measures
-    what misalignment costs without sampling noise.
+    and worlds. Comparing RoPE alignments (``rope_mode``, ``rope_time_offset``: the arguments of
+    :meth:`~framepack_lab.models.tiny.TinyBackend.rope_alignment`, restored afterwards) this way
+    measures what misalignment costs without sampling noise.
     """
     import torch
 
     from .packing import pack
     from .plan import make_plan
 
-    saved = backend.rope_mode, backend.rope_time_offset
-    backend.rope_mode, backend.rope_time_offset = rope_mode, rope_time_offset
-    try:
+    with backend.rope_alignment(mode=rope_mode, time_offset=rope_time_offset):
         seeds = list(world.HELDOUT_SEEDS)[:n_worlds]
         frames = world.batch(seeds, n_frames).permute(0, 1, 3, 4, 2)  # (B, T, H, W, 3)
         plan = make_plan(order, n_frames, schedule)
@@ -276,8 +275,6 @@ def denoising_error(backend, order: str = "vanilla", schedule=None, n_worlds: in
                 x_t = (1 - level) * x0 + level * eps
                 errors.append(float(((backend.x0(x_t, sigma, context) - x0) ** 2).mean()))
         return float(np.mean(errors))
-    finally:
-        backend.rope_mode, backend.rope_time_offset = saved
 
 
 
