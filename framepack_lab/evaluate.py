@@ -162,16 +162,21 @@ def history_noise_sweep(backend, levels=HISTORY_NOISE_SWEEP, order: str = "vanil
     return out
 
 
-def compare_speed(backends: dict, n_frames: int = 64, steps: int = 20, repeats: int = 3, **kw) -> dict[str, float]:
-    """Median seconds of one ``n_frames`` video per backend, timed side by side (interleaved)."""
+def compare_speed(backends: dict, n_frames: int = 64, steps: int = 20, repeats: int = 3,
+                  options: dict | None = None) -> dict[str, float]:
+    """Median seconds of one ``n_frames`` video (default order) per entry of ``backends``
+    (``{label: backend}``), timed side by side: the entries take turns, so a machine that slows
+    down slows all of them alike. ``options[label]`` holds extra ``generate`` arguments
+    (e.g. ``{"history_guidance": 1.5}``)."""
+    options = options or {}
     first = world.video(heldout_seeds(1)[0], 1)[0]
     times = {name: [] for name in backends}
     for name, b in backends.items():  # warm-up
-        generate_many(b, [first], n_frames=9, steps=1, **kw.get(name, {}))
+        generate_many(b, [first], n_frames=9, steps=1, **options.get(name, {}))
     for _ in range(repeats):
         for name, b in backends.items():
             t0 = time.perf_counter()
-            generate_many(b, [first], n_frames=n_frames, steps=steps, **kw.get(name, {}))
+            generate_many(b, [first], n_frames=n_frames, steps=steps, **options.get(name, {}))
             times[name].append(time.perf_counter() - t0)
     return {name: float(np.median(t)) for name, t in times.items()}
 
