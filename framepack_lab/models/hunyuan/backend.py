@@ -30,6 +30,7 @@ from ...backend import BackendBase
 from ...frames import as_image
 from ...packing import PackedContext
 from ...plan import Plan
+from ...runtime import latent_size
 from ...sampler import dynamic_shift
 from .inputs import KERNELS, SPATIAL, check_schedule, check_supported, latent_frames, map_context
 
@@ -122,12 +123,7 @@ class HunyuanBackend(BackendBase):
 
     def latent_size(self, height: int, width: int) -> tuple[int, int]:
         """Latent ``(h, w) = (H / 8, W / 8)``; H and W must be positive multiples of 16 pixels."""
-        f = SPATIAL * 2
-        if height % f or width % f or height < f or width < f:
-            raise ValueError(f"frame size {height}x{width}: HunyuanVideo needs height and width that are positive "
-                             f"multiples of {f} pixels (the VAE downsamples by {SPATIAL}, the patch kernel by 2); "
-                             "e.g. 480x640 or 512x512; resize or crop the first frame")
-        return height // SPATIAL, width // SPATIAL
+        return latent_size(height, width, SPATIAL, "HunyuanVideo", "VAE", "480x640 or 512x512")
 
     # --------------------------------------------------------------------- VAE
     @torch.no_grad()

@@ -41,6 +41,7 @@ from typing import NamedTuple
 
 import torch
 
+from ...runtime import resolve_device
 from .backend import HunyuanBackend
 
 OFFLOAD_MODES = ("auto", "none", "model", "group")
@@ -175,16 +176,11 @@ def choose_offload(offload: str, free_gb: float | None) -> str:
 
 
 def _check_device(device: str | torch.device) -> torch.device:
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            "device 'cuda' was asked for but this machine has no CUDA GPU (torch.cuda.is_available() is False). "
-            "The 13B model needs a GPU: run on one with a CUDA build of torch (make setup TORCH_SPEC=... , see the "
-            "Makefile), or use the tiny stand-in (framepack_lab.models.hunyuan.tiny_backend) or the embedded "
-            "model (framepack_lab.models.tiny.load_tiny) here.")
-    if device.type not in ("cuda", "cpu"):
-        raise ValueError(f"device must be 'cuda' or 'cpu', got {device}")
-    return device
+    """The device for the 13B model: CUDA or CPU (``"auto"``: CUDA when available), or say what to do."""
+    return resolve_device(device, allowed=("cuda", "cpu"), advice=(
+        "The 13B model needs a GPU: run on one with a CUDA build of torch (make setup TORCH_SPEC=... , see the "
+        "Makefile), or use the tiny stand-in (framepack_lab.models.hunyuan.tiny_backend) or the embedded "
+        "model (framepack_lab.models.tiny.load_tiny) here."))
 
 
 def _free_gb(device: torch.device) -> float | None:
