@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .generate import generate
+from .generate import MAX_STEP_FRAMES, generate
 from .plan import DEFAULT_SCHEDULES, vanilla
 from .schedule import parse
 
@@ -25,6 +24,14 @@ from .schedule import parse
 def unpacked_schedule(n_frames: int, generated: int = 4) -> str:
     """A schedule that keeps every known frame at the base kernel: the plain-DiT baseline."""
     return f"td_f{n_frames}k1_g{generated}"
+
+
+def max_sections(schedule: str = DEFAULT_SCHEDULES["vanilla"]) -> int:
+    """The most sections :func:`section_costs` can time with ``schedule``: the unpacked baseline's
+    last step sees every frame, ``1 + n_sections * S`` frames at ``L_f`` tokens each (``S``: the
+    schedule's section), and :func:`~framepack_lab.generate.generate` refuses a step over
+    ``MAX_STEP_FRAMES`` frames' worth."""
+    return (MAX_STEP_FRAMES - 1) // parse(schedule).generated
 
 
 def _rss_bytes() -> int:
@@ -95,14 +102,20 @@ def section_costs(backend, first_frame, n_sections: int = 8, schedule: str = DEF
     Args:
         backend: a generation backend (e.g. ``load_tiny()``).
         first_frame: ``(H, W, 3)`` image.
-        n_sections: sections per video; the history grows by one section each step.
+        n_sections: sections per video; the history grows by one section each step. At most
+            :func:`max_sections` (the unpacked baseline grows past generate's token budget).
         schedule: the packed schedule.
         steps: sampler steps per section (the cost per step is what matters; few are enough).
 
     Returns:
         ``{"packed": SectionCost, "unpacked": SectionCost}``.
     """
-    S = parse(schedule).generated
+    S, limit = parse(schedule).generated, max_sections(schedule)
+    if isinstance(n_sections, bool) or not isinstance(n_sections, int) or not 1 <= n_sections <= limit:
+        raise ValueError(f"n_sections must be a whole number from 1 to {limit} for sections of {S} frames, got "
+                         f"{n_sections!r}: the unpacked baseline's last step sees every frame, and generate refuses "
+                         f"a step over MAX_STEP_FRAMES = {MAX_STEP_FRAMES} frames' worth of tokens; use "
+                         f"n_sections={limit} or fewer")
     n_frames = 1 + n_sections * S
     h, w = backend.latent_size(*np.asarray(first_frame).shape[:2])
     device = getattr(backend, "device", torch.device("cpu"))
@@ -113,16 +126,15 @@ def section_costs(backend, first_frame, n_sections: int = 8, schedule: str = DEF
         peaks: list[float] = []
         meter: list[_PeakMemory] = []
 
-        def start_meter() -> bool:  # the stop hook runs just before each section
+        def start_meter(step) -> None:  # generate calls this just before each section
             meter.append(_PeakMemory(device).__enter__())
-            return False
 
-        def stop_meter(event) -> None:  # the callback runs just after it lands
+        def stop_meter(event) -> None:  # and this just after it lands
             meter[-1].__exit__(None, None, None)
             peaks.append(meter[-1].extra_mb)
 
         result = generate(backend, first_frame, plan=plan, steps=steps, seed=seed,
-                          stop=start_meter, callback=stop_meter)
+                          before_section=start_meter, callback=stop_meter)
         out[label] = SectionCost(label, [s.index * S + 1 for s in plan.steps], plan.tokens_per_step(h, w),
                                  result.section_seconds, peaks)
     return out

@@ -1,11 +1,10 @@
-"""Figures for schedules and plans: context length curves, packing diagrams, token bars, plans.
+"""Figures: context length curves, packing diagrams, token bars, plans, and measured results.
 
 Every function draws into ``ax`` when one is given (else a new figure of a suitable size) and
-returns the matplotlib ``Figure``. Nothing here needs torch: schedules and plans are plain Python
-(:mod:`framepack_lab.schedule`, :mod:`framepack_lab.plan`), so every figure is instant.
-
-Colours are shared by all figures: a kernel's colour depends only on its compression rate
-(:data:`KERNEL_COLOURS`), the generated section is dark, tails are grey and hatched::
+returns the matplotlib ``Figure``. A figure of several panels takes a sequence of axes, one per
+panel, or a single axes whose place it divides into its panels. Colours are shared by all
+figures: a kernel's colour depends only on its compression rate (:data:`KERNEL_COLOURS`), the
+generated section is dark, tails are grey and hatched::
 
     from framepack_lab import viz
     viz.plot_context_length(schedules=["official_vanilla"], log_y=True)
@@ -13,7 +12,13 @@ Colours are shared by all figures: a kernel's colour depends only on its compres
     p = plan.make_plan("inverted_anti_drifting", 33)
     viz.plot_plan(p); viz.plot_step_tokens(p)
 
-matplotlib is imported by this module only; the core of the package never needs it.
+Imports: matplotlib and numpy, and from this package :mod:`~framepack_lab.schedule` and
+:mod:`~framepack_lab.plan` (plain Python), so the figures of schedules and plans are instant and
+need no torch. The figures of measured things import what they measure when called:
+:func:`plot_drift` imports :mod:`~framepack_lab.metrics` and :func:`plot_rope_alignment`
+imports :mod:`~framepack_lab.rope` (both need torch); :func:`plot_table1` reads a pandas
+DataFrame. Besides this module only the panels (:mod:`~framepack_lab.widgets`) and the
+``--plot`` option of :mod:`~framepack_lab.evaluate` import matplotlib; the core never does.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Iterator
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
@@ -120,6 +126,32 @@ def _new_ax(ax, figsize):
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize, layout="constrained")
     return ax.figure, ax
+
+
+def _new_axes(ax, rows: int, cols: int, figsize, what: str, **subplots_kw):
+    """``(figure, axes (rows, cols))`` for a figure of several panels.
+
+    ``ax`` is None (a new figure), a sequence of ``rows * cols`` axes (row by row), or one axes
+    whose place in its figure is divided into the panels (it is replaced by them).
+    """
+    if ax is None:
+        fig, axes = plt.subplots(rows, cols, figsize=figsize, layout="constrained", squeeze=False, **subplots_kw)
+        return fig, axes
+    if isinstance(ax, Axes):
+        if rows * cols == 1:
+            return ax.figure, np.array([[ax]])
+        spec = ax.get_subplotspec()
+        if spec is None:
+            raise ValueError(f"{what} draws {rows}x{cols} panels and cannot divide an axes that is not on a "
+                             "grid; pass ax=None, or one axes per panel")
+        fig = ax.figure
+        ax.remove()
+        return fig, spec.subgridspec(rows, cols).subplots(squeeze=False, **subplots_kw)
+    axes = np.asarray(ax, dtype=object).ravel()
+    if len(axes) != rows * cols or not all(isinstance(a, Axes) for a in axes):
+        raise ValueError(f"{what} draws {rows * cols} panels ({rows} row(s) x {cols} column(s)); pass ax=None, "
+                         f"one axes to divide, or {rows * cols} axes, e.g. fig.subplots({rows}, {cols})")
+    return axes[0].figure, axes.reshape(rows, cols)
 
 
 def _thousands(x, _pos=None) -> str:
@@ -504,6 +536,7 @@ def plot_drift(curves: Mapping[str, Iterable[float]], frac: float = 0.15, title:
         curves: ``{label: (T,) series}``, e.g. one per sampling order.
         frac: the share of frames compared by the start-end contrast (the paper's 15%).
         title: the metric's name.
+        ax: axes to draw into; a new figure when None.
     """
     from .metrics import start_end_contrast
 
@@ -533,14 +566,12 @@ def plot_table1(summary, metrics_: Iterable[str] = ("delta_colour_drift", "delta
         summary: the summary DataFrame of :func:`framepack_lab.table1.run` (columns ``order``,
             ``schedule``, ``<metric>_mean``, ``<metric>_std``).
         metrics_: the columns to draw, one panel each.
+        ax: axes to draw into (one per column, or one to divide); a new figure when None.
     """
     metrics_ = list(metrics_)
-    if ax is None:
-        fig, axes = plt.subplots(1, len(metrics_), figsize=(4.2 * len(metrics_), 0.45 * len(summary) + 1.6),
-                                 layout="constrained", sharey=True)
-        axes = np.atleast_1d(axes)
-    else:
-        fig, axes = ax.figure, np.atleast_1d(ax)
+    fig, axes = _new_axes(ax, 1, len(metrics_), (4.2 * len(metrics_), 0.45 * len(summary) + 1.6),
+                          "plot_table1", sharey=True)
+    axes = axes[0]
     labels = [f"{o.replace('_anti_drifting', ' AD').replace('anti_drifting', 'AD')} · {s}" for o, s in
               zip(summary["order"], summary["schedule"])]
     y = np.arange(len(summary))
@@ -562,6 +593,13 @@ def plot_rope_alignment(positions: Iterable[int], grid_hw: tuple[int, int], kern
     Top row: cos of a y-axis channel (its second-fastest frequency) over the (y, x) token grid of
     the group's first time slice; bottom row: the same for a t-axis channel over (t, x). Columns: the base grid, then
     the kernel's tokens with average pooling (the paper's), centre-cell and first-cell alignment.
+
+    Args:
+        positions: time positions of the group's frames.
+        grid_hw: base token grid ``(h, w)`` of one frame.
+        kernel: the group's kernel (a :class:`~framepack_lab.schedule.Kernel` or a name).
+        axes_dims, theta: the model's RoPE channels per axis (t, y, x) and base.
+        ax: axes to draw into (2 x 4 of them, or one to divide); a new figure when None.
     """
     from .rope import ALIGN_MODES, phase_grid, pool_grid
 
@@ -570,7 +608,8 @@ def plot_rope_alignment(positions: Iterable[int], grid_hw: tuple[int, int], kern
     cos, _ = phase_grid(positions, *grid_hw, axes_dims, theta)
     t_ch, y_ch = 2, axes_dims[0] + 2  # the second-fastest frequency of the t and of the y axis
     panels = [("base grid", cos)] + [(f"{kernel.name}, {m}", pool_grid(cos, kernel.ratio, m)) for m in ALIGN_MODES]
-    fig, axs = plt.subplots(2, len(panels), figsize=(3 * len(panels), 5.2), layout="constrained")
+    own_figure = ax is None
+    fig, axs = _new_axes(ax, 2, len(panels), (3 * len(panels), 5.2), "plot_rope_alignment")
     for j, (name, g) in enumerate(panels):
         g = g.numpy()
         axs[0, j].imshow(g[0, :, :, y_ch], cmap="RdBu", vmin=-1, vmax=1)
@@ -581,17 +620,20 @@ def plot_rope_alignment(positions: Iterable[int], grid_hw: tuple[int, int], kern
             a.set_yticks([])
     axs[0, 0].set_ylabel("y (cos, y channel)")
     axs[1, 0].set_ylabel("t (cos, t channel)")
-    fig.suptitle(f"RoPE phases of {len(positions)} frames at times {positions[0]}..{positions[-1]}", fontsize=10)
+    if own_figure:  # a given figure keeps its own title
+        fig.suptitle(f"RoPE phases of {len(positions)} frames at times {positions[0]}..{positions[-1]}", fontsize=10)
     return fig
 
 
-def plot_section_costs(costs) -> Figure:
+def plot_section_costs(costs, ax=None) -> Figure:
     """Measured per-section time, tokens and peak memory, packed vs unpacked, as history grows.
 
     Args:
         costs: ``{label: SectionCost}`` from :func:`framepack_lab.cost.section_costs`.
+        ax: axes to draw into (three of them, or one to divide); a new figure when None.
     """
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.4), layout="constrained")
+    fig, axes = _new_axes(ax, 1, 3, (14, 3.4), "plot_section_costs")
+    axes = axes[0]
     colours = {"packed": "#1f77b4", "unpacked": "#d62728"}
     for label, c in costs.items():
         kw = {"color": colours.get(label), "marker": "o", "ms": 3, "label": f"{label} (last/first {c.ratio:.2f}x)"}

@@ -4,12 +4,15 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from framepack_lab import world
 from framepack_lab.cost import section_costs, unpacked_schedule
 from framepack_lab.evaluate import denoising_error, evaluate, format_report
 from framepack_lab.schedule import parse
 from framepack_lab import table1
+from framepack_lab.generate import generate
+from framepack_lab.plan import DEFAULT_SCHEDULES
 
 
 def test_unpacked_schedule_keeps_every_frame_at_k1():
@@ -64,3 +67,94 @@ def test_denoising_error_depends_on_rope_alignment(backend):
     assert avg == again  # seeded
     assert first != avg
     assert backend.rope_mode == "average" and backend.rope_time_offset  # restored
+
+
+def test_rope_alignment_switches_and_restores_even_on_error(backend):
+    with backend.rope_alignment(mode="center", time_offset=False) as b:
+        assert b is backend and (backend.rope_mode, backend.rope_time_offset) == ("center", False)
+    assert (backend.rope_mode, backend.rope_time_offset) == ("average", True)
+    with pytest.raises(RuntimeError, match="inside"):
+        with backend.rope_alignment(mode="first"):
+            assert backend.rope_mode == "first"
+            raise RuntimeError("inside")
+    assert (backend.rope_mode, backend.rope_time_offset) == ("average", True)
+
+
+@pytest.mark.parametrize("kw,match", [({"mode": "corner"}, "unknown RoPE alignment mode 'corner'"),
+                                      ({"time_offset": "no"}, "time_offset must be True or False")])
+def test_rope_alignment_refuses_unknown_settings_before_changing_anything(backend, kw, match):
+    with pytest.raises(ValueError, match=match):
+        backend.rope_alignment(**kw)
+    assert (backend.rope_mode, backend.rope_time_offset) == ("average", True)
+
+
+def test_denoising_error_refuses_an_unknown_rope_mode(backend):
+    with pytest.raises(ValueError, match="average, center, first"):
+        denoising_error(backend, rope_mode="middle", n_worlds=1, n_frames=9, noise_levels=(0.5,))
+    assert backend.rope_mode == "average"
+
+
+def test_sweep_gives_per_row_videos_and_metrics(backend):
+    worlds = [world.HELDOUT_SEEDS.start + 3, world.HELDOUT_SEEDS.start + 8]
+    rows = [("vanilla", "td_f4k2f2k1_g4"), ("f1", None)]
+    runs = table1.sweep(backend, rows, worlds=worlds, seeds=[5, 6], frames=9, steps=1, progress=False)
+    assert [(r.order, r.schedule) for r in runs] == [("vanilla", "td_f4k2f2k1_g4"),
+                                                      ("f1", DEFAULT_SCHEDULES["f1"])]  # None: the default
+    for r in runs:
+        assert r.worlds == worlds and r.seeds == [5, 6] and r.plan.order == r.order
+        assert len(r.videos) == 2 and r.videos[0].shape == (9, 64, 64, 3)
+        for m in r.metrics:
+            assert set(m) == {f"delta_{k}" for k in table1.DELTA_METRICS} | {"dynamic_mean", "survival_last",
+                                                                               "seconds"}
+    # the batch makes the videos separate generate calls make (the world's first frame, the given seed)
+    alone = generate(backend, world.video(worlds[1], 1)[0], n_frames=9, order="vanilla",
+                     schedule="td_f4k2f2k1_g4", steps=1, seed=6)
+    assert np.allclose(runs[0].videos[1], alone.frames, atol=1e-4)
+    assert runs[0].metrics[1]["delta_colour_drift"] == pytest.approx(table1.measure(alone.frames)["delta_colour_drift"],
+                                                                   abs=1e-4)
+    raw = table1.raw_table(runs)
+    assert len(raw) == 4 and list(raw["world"]) == worlds * 2 and list(raw["seed"]) == [5, 6] * 2
+    summary = table1.summarize(raw)
+    assert list(summary["order"]) == ["vanilla", "f1"] and "delta_clarity_std" in summary
+
+
+def test_sweep_keeps_no_videos_when_asked_and_defaults_seeds_to_worlds(backend):
+    (run,) = table1.sweep(backend, [("vanilla", None)], worlds=2, frames=9, steps=1, keep_videos=False,
+                          progress=False)
+    assert run.videos == [] and run.worlds == run.seeds == list(world.HELDOUT_SEEDS)[:2]
+
+
+@pytest.mark.parametrize("kw,match", [({"rows": []}, "rows is empty"), ({"worlds": 0}, "at least 1"),
+                                      ({"worlds": []}, "worlds is empty"),
+                                      ({"seeds": [1, 2, 3]}, "one seed per world")])
+def test_sweep_refuses_bad_arguments(backend, kw, match):
+    args = {"rows": [("vanilla", None)], "worlds": 2, **kw}
+    with pytest.raises(ValueError, match=match):
+        table1.sweep(backend, frames=9, steps=1, progress=False, **args)
+
+
+def test_section_costs_leaves_the_stop_hook_alone(backend, monkeypatch):
+    """The meter starts from generate's before_section hook, not from its stop hook."""
+    import framepack_lab.cost as cost
+
+    seen = []
+    real = cost.generate
+
+    def spy(*args, **kw):
+        seen.append((kw.get("stop"), kw.get("before_section") is not None))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(cost, "generate", spy)
+    section_costs(backend, world.video(world.HELDOUT_SEEDS.start, 1)[0], n_sections=2, schedule="td_f2k1_g4", steps=1)
+    measured = [s for s in seen if s[1]]
+    assert len(measured) == 2 and all(stop is None for stop, _ in measured)
+
+
+def test_section_costs_refuses_more_sections_than_the_baseline_can_run(backend):
+    first = world.video(world.HELDOUT_SEEDS.start, 1)[0]
+    from framepack_lab.cost import max_sections
+
+    assert max_sections("td_f4k2f2k1_g4") == 15  # (1 + 15 * 4) = 61 frames <= 64 L_f
+    for n in (0, 16):
+        with pytest.raises(ValueError, match="n_sections must be a whole number from 1 to 15"):
+            section_costs(backend, first, n_sections=n, schedule="td_f4k2f2k1_g4", steps=1)

@@ -49,3 +49,57 @@ def test_plot_section_costs():
     u = SectionCost("unpacked", [1, 5, 9], [320, 576, 832], [0.1, 0.2, 0.3], [1.0, 3.0, 5.0])
     fig = viz.plot_section_costs({"packed": c, "unpacked": u})
     assert len(fig.axes) == 3 and all(len(ax.lines) == 2 for ax in fig.axes)
+
+
+# ------------------------------------------------------------------ every figure draws into given axes
+def _summary():
+    return pd.DataFrame({"order": ["vanilla", "f1"], "schedule": ["a", "b"],
+                         "delta_colour_drift_mean": [0.2, 0.1], "delta_colour_drift_std": [0.01, 0.02],
+                         "delta_clarity_mean": [1.0, 2.0], "delta_clarity_std": [0.1, 0.1],
+                         "dynamic_mean_mean": [0.01, 0.02], "dynamic_mean_std": [0.0, 0.0]})
+
+
+def _costs():
+    c = SectionCost("packed", [1, 5, 9], [300, 400, 400], [0.1, 0.12, 0.12], [1.0, 2.0, 2.0])
+    return {"packed": c}
+
+
+MULTI_PANEL = {  # figure -> (call with ax, panels it draws)
+    "plot_table1": (lambda ax: viz.plot_table1(_summary(), ax=ax), 3),
+    "plot_rope_alignment": (lambda ax: viz.plot_rope_alignment(range(4, 12), (4, 4), "k2", ax=ax), 8),
+    "plot_section_costs": (lambda ax: viz.plot_section_costs(_costs(), ax=ax), 3),
+}
+
+
+@pytest.mark.parametrize("name", MULTI_PANEL)
+def test_multi_panel_figures_draw_into_the_axes_given(name):
+    draw, n = MULTI_PANEL[name]
+    fig = plt.figure()
+    axes = fig.subplots(1, n)
+    assert draw(axes) is fig
+    assert len(fig.axes) == n and all(a.has_data() for a in fig.axes)
+    assert fig.get_suptitle() == ""  # the caller's figure keeps its own title
+
+
+@pytest.mark.parametrize("name", MULTI_PANEL)
+def test_multi_panel_figures_divide_one_given_axes(name):
+    draw, n = MULTI_PANEL[name]
+    fig, (left, right) = plt.subplots(1, 2)
+    right.plot([0, 1])
+    assert draw(left) is fig
+    assert right in fig.axes and left not in fig.axes
+    assert len(fig.axes) == n + 1
+
+
+@pytest.mark.parametrize("name", MULTI_PANEL)
+def test_multi_panel_figures_refuse_the_wrong_number_of_axes(name):
+    draw, n = MULTI_PANEL[name]
+    fig = plt.figure()
+    with pytest.raises(ValueError, match=f"draws {n} panels"):
+        draw(fig.subplots(1, n + 1))
+
+
+def test_plot_drift_into_given_ax():
+    fig, (a, b) = plt.subplots(1, 2)
+    assert viz.plot_drift({"vanilla": np.linspace(0, 1, 20)}, ax=b) is fig
+    assert len(b.lines) == 1 and not a.lines

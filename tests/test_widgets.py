@@ -130,3 +130,241 @@ def test_filmstrip_tiles_frames():
     strip = filmstrip(frames, every=2, columns=3)
     assert strip.shape == (2 * 4, 3 * 6, 3)
     assert strip[:4].min() == 1.0
+
+
+# ------------------------------------------------------------------ bad input, as a new user types it
+import dataclasses  # noqa: E402
+
+from framepack_lab.plan import ORDERS, make_plan  # noqa: E402
+from framepack_lab.schedule import PRESETS, context_length  # noqa: E402
+from framepack_lab.widgets import ContextLengthPanel, SchedulePanel  # noqa: E402
+
+KERNELS_OF_A_SMALL_MODEL = ("k1", "k2")
+
+
+def model_without_k4(backend):
+    """The tiny backend as a model that only has k1 and k2 embeddings (refuses other kernels up front,
+    as the HunyuanVideo backend does)."""
+    small = dataclasses.replace(backend)
+
+    def check_plan(plan):
+        for step in plan.steps:
+            for g in step.groups:
+                if g.tail is None and g.kernel.name not in KERNELS_OF_A_SMALL_MODEL:
+                    raise ValueError(f"this model has no patch embedding for {g.kernel.name}; use "
+                                     f"{' or '.join(KERNELS_OF_A_SMALL_MODEL)}")
+
+    small.check_plan = check_plan
+    return small
+
+
+def sections_of_four_only(order, n_frames, schedule):
+    """A plan factory like the official layouts': it builds only 1 + 4k frames and two orders."""
+    if order not in ("vanilla", "f1"):
+        raise ValueError(f"this layout has no {order} loop; use vanilla or f1")
+    if (n_frames - 1) % 4:
+        raise ValueError(f"this layout needs 1 + 4k frames, got {n_frames}; use {1 + 4 * ((n_frames - 1) // 4)}")
+    return make_plan(order, n_frames, schedule)
+
+
+# (what the user sets, the bad value, a piece of the message, the value that fixes it)
+GENERATE_BAD_INPUT = [
+    ("schedule", "td_f16k3_g4", "k3: N must be a power of two", ""),
+    ("schedule", "hello", "exactly one generated part", "td_f2k2f1k1_g4"),
+    ("schedule", "f16k4_g4_g4", "found 2", "td_f4k2f2k1_g4"),
+    ("schedule", "g0", "at least one frame", "td_f2k1_g2"),
+    ("schedule", "td_f1k4f1k1_g4", "no patch embedding for k4", "td_f4k2f2k1_g4"),
+    ("n_frames", 11, "needs 1 + 4k frames", 9),
+    ("order", "anti_drifting", "no anti_drifting loop", "vanilla"),
+    ("seed", -1, "seed must be a whole number", 0),
+    ("seed", 2**64, "seed must be a whole number", 7),
+]
+
+
+@pytest.mark.parametrize("attr,bad,message,fix", GENERATE_BAD_INPUT,
+                         ids=[f"{a}={b!r}"[:40] for a, b, _, _ in GENERATE_BAD_INPUT])
+def test_generate_panel_reports_bad_input_and_recovers(backend, attr, bad, message, fix):
+    panel = make_panel(model_without_k4(backend), order="vanilla", plan_factory=sections_of_four_only)
+    getattr(panel, attr).value = bad
+    panel.generate_button.click()
+    assert panel.result is None
+    assert message in panel.error and "error" in panel.status.value and message in panel.status.value
+    assert not panel.generate_button.disabled and panel.stop_button.disabled  # not a dead panel
+    assert message in panel.snapshot().data
+    getattr(panel, attr).value = fix
+    panel.generate_button.click()
+    assert panel.error is None and panel.result is not None and "done" in panel.status.value
+
+
+def test_generate_panel_error_after_a_good_run_replaces_it(backend):
+    panel = make_panel(backend)
+    panel.generate_button.click()
+    assert panel.result is not None
+    panel.schedule.value = "td_f16k3_g4"
+    panel.generate_button.click()
+    assert panel.result is None and "k3" in panel.snapshot().data
+
+
+def test_generate_panel_shows_unexpected_errors_of_a_click_instead_of_raising(backend):
+    def broken(first):
+        raise RuntimeError("boom")
+
+    panel = make_panel(backend, prepare=broken)
+    panel.generate_button.click()  # no traceback
+    assert "unexpected RuntimeError: boom" in panel.status.value and not panel.generate_button.disabled
+    with pytest.raises(RuntimeError):  # called from code, a bug still surfaces
+        panel.run()
+    panel.prepare = None
+    panel.generate_button.click()
+    assert panel.result is not None
+
+
+def test_generate_panel_plan_factory_gets_the_widget_values(backend):
+    seen = []
+
+    def factory(order, n_frames, schedule):
+        seen.append((order, n_frames, schedule))
+        return make_plan(order, n_frames, schedule)
+
+    panel = make_panel(backend, n_frames=13, plan_factory=factory)
+    panel.order.value, panel.schedule.value = "anti_drifting", "  td_f4k2f2k1_g4_x_f1k1 "
+    panel.generate_button.click()
+    assert seen == [("anti_drifting", 13, "td_f4k2f2k1_g4_x_f1k1")]
+    panel.schedule.value = ""
+    panel.generate_button.click()
+    assert seen[-1] == ("anti_drifting", 13, None)  # empty box: the order's default
+    assert panel.result.plan.order == "anti_drifting"
+
+
+def test_generate_panel_refuses_start_values_outside_its_widgets(backend):
+    with pytest.raises(ValueError, match="n_frames=500"):
+        GeneratePanel(backend, n_frames=500)
+    with pytest.raises(ValueError, match="unknown sampling order"):
+        GeneratePanel(backend, order="backwards")
+    with pytest.raises(ValueError, match="seed must be"):
+        GeneratePanel(backend, seed=-3)
+
+
+# ------------------------------------------------------------------------------ SchedulePanel
+def test_schedule_panel_draws_diagram_plan_and_tokens():
+    panel = SchedulePanel("geometric", order="f1", n_frames=17)
+    assert panel.error is None and panel.schedule.name == PRESETS["geometric"].name
+    assert panel.plan.order == "f1" and panel.plan.n_frames == 17
+    for image in (panel.diagram, panel.plan_figure, panel.tokens):
+        assert image.value[:4] == b"\x89PNG"
+    h, w = panel.latent_hw
+    assert f"{max(panel.plan.tokens_per_step(h, w)):,} tokens" in panel.message.value
+    assert panel.snapshot().data.count("data:image/png;base64,") == 3
+
+
+def test_schedule_panel_preset_and_name_box_follow_each_other():
+    panel = SchedulePanel("temporal_kernel")
+    assert panel.preset.value == "temporal_kernel" and panel.name.value == PRESETS["temporal_kernel"].name
+    panel.preset.value = "symmetric"
+    assert panel.name.value == PRESETS["symmetric"].name and panel.schedule.name == PRESETS["symmetric"].name
+    panel.name.value = "td_f4k1h8w8f2k1_g4"  # no preset's name
+    assert panel.preset.value is None and panel.schedule.name == "td_f4k1h8w8f2k1_g4"
+    panel.name.value = "inverted"  # a preset key works in the box too
+    assert panel.preset.value == "inverted" and panel.schedule.name == PRESETS["inverted"].name
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_schedule_panel_follows_order_and_length(order):
+    panel = SchedulePanel()
+    panel.order.value = order
+    panel.n_frames.value = 40
+    assert panel.plan.order == order and panel.plan.n_frames == 40 and panel.error is None
+
+
+SCHEDULE_BAD_INPUT = [
+    ("name", "td_f16k3_g4", "k3: N must be a power of two", "td_f16k4_g4"),
+    ("name", "", "empty schedule name", "geometric"),
+    ("name", "td_f16k4f4k2", "needs exactly one generated part", "td_f16k4f4k2_g4"),
+    ("name", "f1k1_x_x_g4", "", "f1k1_x_g4"),
+    ("n_frames", 11, "needs 1 + 4k frames", 9),
+    ("order", "inverted_anti_drifting", "no inverted_anti_drifting loop", "f1"),
+]
+
+
+@pytest.mark.parametrize("attr,bad,message,fix", SCHEDULE_BAD_INPUT,
+                         ids=[f"{a}={b!r}" for a, b, _, _ in SCHEDULE_BAD_INPUT])
+def test_schedule_panel_reports_bad_input_and_recovers(attr, bad, message, fix):
+    panel = SchedulePanel("temporal_kernel", order="vanilla", n_frames=9, plan_factory=sections_of_four_only)
+    getattr(panel, attr).value = bad  # no exception reaches the caller
+    assert panel.error and message in panel.error
+    assert "error" in panel.message.value and panel.plan is None
+    assert panel.diagram.value == panel.plan_figure.value == panel.tokens.value == b""
+    getattr(panel, attr).value = fix
+    assert panel.error is None and panel.plan is not None and panel.tokens.value[:4] == b"\x89PNG"
+
+
+def test_schedule_panel_names_bugs_as_bugs():
+    def broken(order, n_frames, schedule):
+        raise KeyError("oops")
+
+    panel = SchedulePanel(plan_factory=broken)
+    assert panel.error.startswith("unexpected KeyError") and "error" in panel.message.value
+
+
+# -------------------------------------------------------------------------- ContextLengthPanel
+def test_context_length_panel_shows_eq2_eq3_and_follows_the_sliders():
+    panel = ContextLengthPanel(T_max=32)
+    assert panel.error is None and panel.figure.value[:4] == b"\x89PNG"
+    panel.lam.value, panel.T.value, panel.S.value, panel.L_f.value = 3.0, 8, 2, 1024
+    assert f"L = {context_length(1024, 3.0, 8, 2):,.0f} tokens" in panel.text.value
+    assert "Eq. 3" in panel.text.value
+    panel.log_y.value = True
+    assert panel.error is None and panel.figure.value[:4] == b"\x89PNG"
+
+
+# a slider cannot hold a bad value: typed or set out of range, it stops at its end, and the
+# panel still shows a valid equation
+CONTEXT_EXTREMES = [("lam", 0.5), ("lam", 1.0), ("lam", 99.0), ("T", -4), ("T", 10_000), ("S", 0),
+                    ("S", 1_000), ("L_f", -1), ("L_f", 10**9)]
+
+
+@pytest.mark.parametrize("attr,value", CONTEXT_EXTREMES, ids=[f"{a}={v}" for a, v in CONTEXT_EXTREMES])
+def test_context_length_panel_inputs_never_break_it(attr, value):
+    panel = ContextLengthPanel(T_max=32)
+    slider = getattr(panel, attr)
+    slider.value = value
+    assert slider.min <= slider.value <= slider.max
+    assert panel.error is None and "Eq. 2" in panel.text.value and panel.figure.value[:4] == b"\x89PNG"
+
+
+def test_context_length_panel_refuses_start_values_outside_its_sliders():
+    with pytest.raises(ValueError, match="lam=1.0"):
+        ContextLengthPanel(lam=1.0)
+    with pytest.raises(ValueError, match="T=40"):
+        ContextLengthPanel(T_max=32, T=40)
+    with pytest.raises(ValueError, match="T_max"):
+        ContextLengthPanel(T_max=0)
+
+
+# ------------------------------------------------------------------ the official layout's plan factory
+from framepack_lab.widgets import official_plan_factory  # noqa: E402
+
+OFFICIAL_BAD_INPUT = [
+    ("n_frames", 12, "use 10 or 19", 10),
+    ("n_frames", 5, "got 5; use 10", 10),
+    ("order", "vanilla", "loops for the orders", "f1"),
+    ("schedule", "td_f4k2f2k1_g4", "fixed schedule", ""),
+]
+
+
+@pytest.mark.parametrize("attr,bad,message,fix", OFFICIAL_BAD_INPUT,
+                         ids=[f"{a}={b!r}" for a, b, _, _ in OFFICIAL_BAD_INPUT])
+def test_generate_panel_with_the_official_layout_reports_bad_input_and_recovers(backend, attr, bad, message, fix):
+    panel = make_panel(backend, order="inverted_anti_drifting", n_frames=10, plan_factory=official_plan_factory)
+    getattr(panel, attr).value = bad
+    panel.generate_button.click()
+    assert panel.result is None and message in panel.error and message in panel.status.value
+    getattr(panel, attr).value = fix
+    panel.generate_button.click()
+    r = panel.result
+    assert panel.error is None and r is not None and r.plan.schedule.generated == 9 and len(r.frames) == 10
+
+
+def test_official_plan_factory_takes_the_layouts_own_schedule():
+    plan = official_plan_factory("inverted_anti_drifting", 19, "official_inverted")
+    assert plan.n_frames == 19 and plan.schedule.name == PRESETS["official_inverted"].name

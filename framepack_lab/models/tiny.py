@@ -233,6 +233,42 @@ class TinyBackend(BackendBase):
         """Latents ``(B, C, T, h, w)`` -> frames ``(B, T, 4h, 4w, 3)`` in [0, 1]."""
         return self.autoencoder.decode(latents.to(self.device))
 
+    def rope_alignment(self, mode: str = "average", time_offset: bool = True):
+        """A context manager that runs the model with another RoPE alignment, then restores the
+        current one (also when the block raises)::
+
+            with backend.rope_alignment(mode="first", time_offset=True):
+                result = generate(backend, first_frame)
+
+        Args:
+            mode: how compressed tokens get their phases, one of :data:`framepack_lab.rope.ALIGN_MODES`
+                (``"average"`` is what the model was trained with).
+            time_offset: False puts every history frame at time 0 (an ablation).
+
+        Raises:
+            ValueError: for an unknown ``mode`` or a ``time_offset`` that is not a bool, before
+                anything is changed.
+        """
+        from contextlib import contextmanager
+
+        from ..rope import ALIGN_MODES
+
+        if mode not in ALIGN_MODES:
+            raise ValueError(f"unknown RoPE alignment mode {mode!r}; choose one of {', '.join(ALIGN_MODES)}")
+        if not isinstance(time_offset, bool):
+            raise ValueError(f"time_offset must be True or False, got {time_offset!r}")
+
+        @contextmanager
+        def switched():
+            saved = self.rope_mode, self.rope_time_offset
+            self.rope_mode, self.rope_time_offset = mode, time_offset
+            try:
+                yield self
+            finally:
+                self.rope_mode, self.rope_time_offset = saved
+
+        return switched()
+
     def prepare_section(self, context: PackedContext) -> RopeTables:
         """The section's RoPE tables, computed once instead of at every sampler step."""
         key = (self.rope_mode, self.rope_time_offset)
