@@ -33,9 +33,9 @@ DEFAULT_N_FRAMES = 64  # latent frames of a video when neither n_frames nor a pl
 # latent frame at the base kernel (1, 2, 2) at the backend's latent size. FramePack bounds the
 # context at (S + lambda / (lambda - 1)) L_f (Eq. 3); the official layout (f1k1_x_g9_f1k1f2k2f16k4)
 # needs about 11.6 L_f, every preset here at most about 23 L_f (with a 'ta' tail, tiny latents).
-# A step beyond 64 L_f is no packed context any more: a typo such as g1000 or f500k1 that would
-# run for hours, refused before any work.
-MAX_STEP_FRAMES = 64
+# The cap sits above the largest deliberate unpacked step (make bench's baseline: 32 sections of 4
+# frames, 129 frames at k1) and refuses typos such as f1000k1 that would run for hours.
+MAX_STEP_FRAMES = 160
 
 
 @dataclass

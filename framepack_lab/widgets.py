@@ -353,7 +353,7 @@ class GeneratePanel:
     """
 
     N_FRAMES_RANGE = (5, 160)
-    STEPS_RANGE = (2, 50)
+    STEPS_RANGE = (1, 50)
 
     def __init__(self, backend, world_seed: int = world.HELDOUT_SEEDS.start, order: str = DEFAULT_ORDER,
                  n_frames: int = 64, steps: int = 20, seed: int = 0, schedule: str = "",

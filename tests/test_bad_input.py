@@ -46,7 +46,7 @@ CASES = [
     ("section longer than a given plan's video", gen(plan=make_plan("vanilla", 5, "td_f1k1_g8")),
      ValueError, r"generates 8 frames per section.*n_frames=5"),
     ("step over the token budget", gen(n_frames=200, order="vanilla", schedule="td_f1000k1_g4"),
-     ValueError, rf"packs \d+ tokens.*over the budget of {MAX_STEP_FRAMES} frames' worth \(1024 tokens"),
+     ValueError, rf"packs \d+ tokens.*over the budget of {MAX_STEP_FRAMES} frames' worth \({MAX_STEP_FRAMES * 16} tokens"),
     ("block over the grammar's frame cap", gen(n_frames=9, schedule="td_f2000k1_g4"),
      ValueError, r"f2000k1.*at most 1024 frames per block"),
     ("kernel over the grammar's size cap", gen(n_frames=9, schedule="td_f1k64_g4"),
