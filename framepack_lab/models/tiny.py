@@ -300,13 +300,15 @@ def save_tiny(path: str | Path, model: TinyFramePack, autoencoder: TinyAutoencod
     (path / "config.json").write_text(json.dumps({"model": json.loads(model.config.to_json()), **(extra or {})}, indent=2))
 
 
-def load_tiny(path: str | Path | None = None, device: str | torch.device = "cpu") -> TinyBackend:
+def load_tiny(path: str | Path | None = None, device: str | torch.device = "auto") -> TinyBackend:
     """Load the shipped tiny FramePack (or one saved by ``save_tiny``) as a ready backend.
 
     Args:
         path: a folder with ``model.safetensors`` and ``config.json``; default: the shipped one.
-        device: ``"cpu"``, ``"cuda"``, ``"mps"``, ... or ``"auto"`` (CUDA when available, else the
-            CPU); a device this machine lacks is refused with what to use instead.
+        device: ``"auto"`` (the default: CUDA when available, else the CPU), or ``"cpu"``,
+            ``"cuda"``, ``"mps"``, ...; a device this machine lacks is refused with what to use
+            instead. The same seed gives the same video on one device; CPU and GPU kernels round
+            differently, so videos from different devices differ slightly.
     """
     from safetensors.torch import load_file
 
