@@ -1,4 +1,4 @@
-"""Packing schedules: kernels, blocks, the paper's naming grammar, and token arithmetic.
+"""Packing schedules: blocks and sides of kernels, the paper's naming grammar, and token counts.
 
 A *schedule* says how the context of one generation step is packed: which frames sit left and
 right of the generated section ``gN`` in video time, and with which patchify kernel each block
@@ -20,14 +20,23 @@ Numbers are bounded (:data:`MAX_FRAMES` frames per block or section, kernel size
 :data:`MAX_KERNEL_SIZE`), so a mistyped name fails at once instead of planning a huge video.
 :func:`parse_kernel` reads one kernel name (``k2``, ``k1h4w8``).
 
-This module needs no torch, so plots of token budgets are instant.
+Three neighbours hold what a schedule is built on or used with, each re-exported here: the
+kernels (:mod:`~framepack_lab.kernel`: ``Kernel``, ``BASE``, ``MAX_KERNEL_SIZE``), the named
+schedules (:mod:`~framepack_lab.presets`: ``PRESETS``, ``Preset``) and the paper's Eq. 1-3
+(:mod:`~framepack_lab.context_length`). None of them needs torch, so plots of token budgets are
+instant.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
+
+# Kernels, presets and Eq. 1-3 live in their own modules; re-exported so that
+# `from framepack_lab.schedule import Kernel, PRESETS, context_length` works as it always has.
+from .context_length import context_length, context_length_limit, frame_length, unpacked_length  # noqa: F401
+from .kernel import BASE, MAX_KERNEL_SIZE, Kernel
+from .presets import PRESETS, Preset  # noqa: F401
 
 GRAMMAR = (
     "schedule grammar: [tail_]BLOCKS[_x_BLOCKS]_gN[_x][_BLOCKS][_tail][+D] where BLOCKS is one or more "
@@ -38,8 +47,7 @@ GRAMMAR = (
 # Grammar limits: numbers beyond these are typos, not schedules, and would make a plan (and the
 # video buffer of a generation) grow without bound. The official model uses 1 + 2 + 16 history
 # frames, 9-frame sections and kernels up to k4 = (4, 8, 8); the paper's figures go up to k16.
-MAX_FRAMES = 1024  # latent frames in one block or one generated section (gN)
-MAX_KERNEL_SIZE = 64  # largest kernel size on any axis (k32 = (32, 64, 64) is the largest kN)
+MAX_FRAMES = 1024  # latent frames in one block or one generated section (gN); MAX_KERNEL_SIZE: kernel.py
 _MAX_DIGITS = len(str(MAX_FRAMES))  # longer numbers are refused before int() reads them
 
 TAIL_OPTIONS = {
@@ -47,10 +55,6 @@ TAIL_OPTIONS = {
     "ta": "append: each tail frame adds one latent pixel (one token)",
     "tc": "compress: all tail frames are average-pooled into one latent pixel (one token)",
 }
-
-
-def _is_power_of_two(n: int) -> bool:
-    return n >= 1 and (n & (n - 1)) == 0
 
 
 def tail_token_count(tail: str | None, tail_frames: int) -> int:
@@ -67,79 +71,6 @@ def tail_token_count(tail: str | None, tail_frames: int) -> int:
     if tail == "tc":
         return 1 if tail_frames else 0
     return 0
-
-
-@dataclass(frozen=True, order=True)
-class Kernel:
-    """A patchify kernel ``(pf, ph, pw)`` over latent (frames, height, width).
-
-    The base kernel is ``(1, 2, 2)``; the paper's ``kN`` is ``(N, 2N, 2N)``. Every size must be
-    a power of two and at least the base size, so that any kernel is the base kernel applied
-    after an integer average-pool (``ratio``).
-    """
-
-    pf: int
-    ph: int
-    pw: int
-
-    def __post_init__(self) -> None:
-        for axis, size, minimum in (("pf", self.pf, 1), ("ph", self.ph, 2), ("pw", self.pw, 2)):
-            if not isinstance(size, int) or not _is_power_of_two(size) or size < minimum:
-                raise ValueError(
-                    f"kernel {(self.pf, self.ph, self.pw)}: {axis}={size} must be a power of two "
-                    f">= {minimum} (the base kernel is (1, 2, 2)); {GRAMMAR}"
-                )
-            if size > MAX_KERNEL_SIZE:
-                raise ValueError(
-                    f"kernel {(self.pf, self.ph, self.pw)}: {axis}={size} is larger than {MAX_KERNEL_SIZE}, the "
-                    f"largest kernel size this library accepts (MAX_KERNEL_SIZE); use a smaller kernel, "
-                    f"e.g. k8 = (8, 16, 16) is already 512x fewer tokens than the base"
-                )
-
-    @classmethod
-    def k(cls, n: int) -> "Kernel":
-        """The paper's shorthand ``kN`` = ``(N, 2N, 2N)``."""
-        if not isinstance(n, int) or not _is_power_of_two(n):
-            raise ValueError(f"k{n}: N must be a power of two (k1, k2, k4, k8, ...); {GRAMMAR}")
-        if 2 * n > MAX_KERNEL_SIZE:
-            raise ValueError(f"k{n}: N must be at most {MAX_KERNEL_SIZE // 2} (kN = (N, 2N, 2N) and no kernel "
-                             f"size may exceed MAX_KERNEL_SIZE = {MAX_KERNEL_SIZE}); use k1 .. k{MAX_KERNEL_SIZE // 2}")
-        return cls(n, 2 * n, 2 * n)
-
-    @property
-    def size(self) -> tuple[int, int, int]:
-        return (self.pf, self.ph, self.pw)
-
-    @property
-    def compression(self) -> int:
-        """How many times fewer tokens than the base kernel (1, 2, 2): ``pf*ph*pw / 4``."""
-        return self.pf * self.ph * self.pw // 4
-
-    @property
-    def ratio(self) -> tuple[int, int, int]:
-        """The average-pool factor that maps base-kernel tokens onto this kernel's tokens."""
-        return (self.pf, self.ph // 2, self.pw // 2)
-
-    @property
-    def name(self) -> str:
-        if self.ph == self.pw == 2 * self.pf:
-            return f"k{self.pf}"
-        return f"k{self.pf}h{self.ph}w{self.pw}"
-
-    def tokens(self, frames: int, latent_h: int, latent_w: int) -> int:
-        """Tokens for ``frames`` latent frames of ``latent_h x latent_w``, replicate-padded up to
-        a multiple of the kernel in t, h and w."""
-        return (
-            math.ceil(frames / self.pf)
-            * math.ceil(latent_h / self.ph)
-            * math.ceil(latent_w / self.pw)
-        )
-
-    def __str__(self) -> str:
-        return self.name
-
-
-BASE = Kernel(1, 2, 2)
 
 
 @dataclass(frozen=True)
@@ -425,101 +356,3 @@ def as_schedule(spec: "Schedule | str") -> Schedule:
     if isinstance(spec, str) and spec in PRESETS:
         return parse(PRESETS[spec].name)
     return parse(spec)
-
-
-# ----------------------------------------------------------------------------- equations
-def _check_lambda(lam: float) -> None:
-    if not (isinstance(lam, (int, float)) and lam > 1 and math.isfinite(lam)):
-        raise ValueError(f"lambda must be a finite number > 1 (the paper uses 2), got {lam!r}")
-
-
-def frame_length(L_f: float, lam: float, i: int) -> float:
-    """Eq. 1: ``phi(F_i) = L_f / lambda**i``, the context length of the i-th most important frame."""
-    _check_lambda(lam)
-    if i < 0:
-        raise ValueError(f"frame index i must be >= 0, got {i}")
-    return L_f / lam**i  # Eq. 1
-
-
-def context_length(L_f: float, lam: float, T: int, S: int) -> float:
-    """Eq. 2: total context of S generated frames and T packed history frames.
-
-    ``L = S L_f + L_f (1 - lambda**-T) / (1 - lambda**-1)``.
-    """
-    _check_lambda(lam)
-    if L_f <= 0:
-        raise ValueError(f"L_f (tokens per frame) must be > 0, got {L_f}")
-    if T < 0:
-        raise ValueError(f"T (history frames) must be >= 0, got {T}")
-    if S < 1:
-        raise ValueError(f"S (generated frames per section) must be >= 1, got {S}")
-    return S * L_f + L_f * (1 - lam**-T) / (1 - 1 / lam)  # Eq. 2
-
-
-def context_length_limit(L_f: float, lam: float, S: int) -> float:
-    """Eq. 3: the limit of Eq. 2 as T -> infinity, ``(S + lambda / (lambda - 1)) L_f``."""
-    _check_lambda(lam)
-    if L_f <= 0:
-        raise ValueError(f"L_f (tokens per frame) must be > 0, got {L_f}")
-    if S < 1:
-        raise ValueError(f"S (generated frames per section) must be >= 1, got {S}")
-    return (S + lam / (lam - 1)) * L_f  # Eq. 3
-
-
-def unpacked_length(L_f: float, T: int, S: int) -> float:
-    """A plain DiT that attends to every frame: ``L = L_f (T + S)``."""
-    return L_f * (T + S)
-
-
-# -------------------------------------------------------------------------------- presets
-@dataclass(frozen=True)
-class Preset:
-    """A named schedule and what it illustrates."""
-
-    key: str
-    name: str
-    description: str
-
-    @property
-    def schedule(self) -> Schedule:
-        return parse(self.name)
-
-
-# Our reading of the paper's packing-variant figure, scaled to the embedded model's 4-frame
-# sections (the exact panel layouts are not published). Every one is O(1) in video length.
-_PRESETS = [
-    Preset("geometric", "td_f1k1h16w16f1k1h8w16f1k1h8w8f1k1h4w8f1k1h4w4f1k1h2w4f1k1_g4",
-           "Time-proximity order with a per-frame geometric progression, lambda = 2 (Eq. 1): "
-           "each older frame gets half the tokens of the next, by widening the spatial kernel."),
-    Preset("level_duplication", "td_f4k1h8w8f2k1h4w4f2k1_g4",
-           "Several frames share one compression level (2 at 1x, 2 at 4x, 4 at 16x): more "
-           "compact than one level per frame; spatial kernels only."),
-    Preset("temporal_kernel", "td_f16k4f4k2f2k1_g4",
-           "Consecutive frames packed into one token tensor with temporal kernels (k2 = (2,4,4), "
-           "k4 = (4,8,8)); the layout of the official HunyuanVideo model."),
-    Preset("symmetric", "f1k1f2k2f8k4_x_f8k4f2k2f1k1_g4",
-           "Symmetric progression: the video's start and the latest frames are equally important, "
-           "the middle of the history is compressed most."),
-    Preset("important_start", "f1k1_x_f16k4f4k2f2k1_g4",
-           "Important start: the first frame is kept at full length as a permanent anchor (good "
-           "for image-to-video), the recent history is packed by time proximity (the F1 layout)."),
-    Preset("anti_drifting", "td_f16k4f4k2f2k1_g4_x_f1k1",
-           "For anti-drifting sampling: the packed past on the left and one endpoint frame at the "
-           "end of the video on the right."),
-    Preset("inverted", "f1k1_x_g4_f2k1f4k2f16k4_td",
-           "For inverted anti-drifting: the user's first frame as a 1x anchor on the left, the "
-           "already generated future on the right, compressed more the farther it lies."),
-    Preset("inverted_official_history", "f1k1_x_g4_f1k1f2k2f16k4_td",
-           "Inverted anti-drifting with the official model's history sizes (1 + 2 + 16 frames at "
-           "1x, 2x, 4x) around the embedded model's 4-frame sections."),
-    Preset("temporal_kernel_1x", "td_f16k4f4k2f1k1_g4",
-           "The temporal-kernel layout with a single 1x frame: the paper's vanilla ablation row "
-           "scaled to 4-frame sections."),
-    Preset("anti_drifting_1x", "td_f16k4f4k2f1k1_g4_x_f1k1",
-           "Anti-drifting's layout with a single 1x frame on the left (the paper's ablation row)."),
-    Preset("official_inverted", "f1k1_x_g9_f1k1f2k2f16k4_td",
-           "The official HunyuanVideo FramePack layout (9-frame sections, 1+2+16 history)."),
-    Preset("official_vanilla", "td_f16k4f4k2f1k1_g9",
-           "The paper's vanilla ablation row at its own 9-frame section length."),
-]
-PRESETS: dict[str, Preset] = {p.key: p for p in _PRESETS}
