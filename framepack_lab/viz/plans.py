@@ -1,175 +1,31 @@
-"""Figures: context length curves, packing diagrams, token bars, plans, and measured results.
+"""Figures of schedules and plans: context length (Eq. 1-3), packing diagram, step tokens, plan grid.
 
 Every function draws into ``ax`` when one is given (else a new figure of a suitable size) and
-returns the matplotlib ``Figure``. A figure of several panels takes a sequence of axes, one per
-panel, or a single axes whose place it divides into its panels. Colours are shared by all
-figures: a kernel's colour depends only on its compression rate (:data:`KERNEL_COLOURS`), the
-generated section is dark, tails are grey and hatched::
+returns the matplotlib ``Figure``; :mod:`framepack_lab.viz` re-exports them, with examples.
 
-    from framepack_lab import viz
-    viz.plot_context_length(schedules=["official_vanilla"], log_y=True)
-    viz.plot_packing_diagram("td_f16k4f4k2f1k1_g9")
-    p = plan.make_plan("inverted_anti_drifting", 33)
-    viz.plot_plan(p); viz.plot_step_tokens(p)
-
-Imports: matplotlib and numpy, and from this package :mod:`~framepack_lab.schedule` and
-:mod:`~framepack_lab.plan` (plain Python), so the figures of schedules and plans are instant and
-need no torch. The figures of measured things import what they measure when called:
-:func:`plot_drift` imports :mod:`~framepack_lab.metrics` and :func:`plot_rope_alignment`
-imports :mod:`~framepack_lab.rope` (both need torch); :func:`plot_table1` reads a pandas
-DataFrame. Besides this module only the panels (:mod:`~framepack_lab.widgets`) and the
-``--plot`` option of :mod:`~framepack_lab.evaluate` import matplotlib; the core never does.
+Imports: matplotlib and numpy, the shared look (:mod:`.style`), and from this package
+:mod:`~framepack_lab.schedule` and :mod:`~framepack_lab.plan` (plain Python), so these figures
+are instant and need no torch.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable, Mapping
-from typing import Iterator
+from collections.abc import Iterable
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.axes import Axes
-from matplotlib.colors import to_hex, to_rgb
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from . import plan as _plan
-from . import schedule as _schedule
-from .schedule import BASE, Kernel, Schedule
-
-__all__ = [
-    "KERNEL_COLOURS",
-    "GENERATED_COLOUR",
-    "TAIL_COLOUR",
-    "KNOWN_COLOUR",
-    "kernel_colour",
-    "kernel_label",
-    "plot_context_length",
-    "plot_packing_diagram",
-    "plot_step_tokens",
-    "plot_plan",
-    "plot_drift",
-    "plot_table1",
-    "plot_rope_alignment",
-    "plot_section_costs",
-]
-
-GENERATED_COLOUR = "#262626"  # the section being generated (dark)
-TAIL_COLOUR = "#9e9e9e"  # frames kept by a tail option (ta / tc), drawn hatched
-KNOWN_COLOUR = "#ececec"  # known frames a step does not look at (dropped)
-TAIL_HATCH = "////"
-_CMAP = "plasma"
-_MAX_LOG2_COMPRESSION = 9  # k8 = (8, 16, 16) is 512x; larger rates (k16 ...) share its colour
-_KERNEL_RE = re.compile(r"k(\d+)(?:h(\d+)w(\d+))?")
-
-
-def _as_kernel(kernel: "Kernel | str") -> Kernel:
-    if isinstance(kernel, Kernel):
-        return kernel
-    m = _KERNEL_RE.fullmatch(str(kernel))
-    if not m:
-        raise ValueError(f"cannot read kernel name {kernel!r}: expected 'kN' or 'kNhHwW', e.g. 'k2' or 'k1h4w4'")
-    n, h, w = m.groups()
-    return Kernel.k(int(n)) if h is None else Kernel(int(n), int(h), int(w))
-
-
-class _KernelColours(Mapping):
-    """Kernel -> colour (hex), keyed by :class:`Kernel` or its name (``"k2"``, ``"k1h4w8"``).
-
-    The colour depends only on the compression rate ``pf*ph*pw/4`` (log scale, the ``plasma``
-    colormap): k1 (1x) violet, k2 (8x) magenta, k4 (64x) orange, k8 (512x) and beyond yellow. So
-    the same kernel has the same colour in every figure, and kernels of equal rate (``k4`` and
-    ``k1h16w16``, both 64x) share one. Any valid kernel can be looked up;
-    iteration lists the paper's ``k1`` ... ``k16``.
-    """
-
-    _listed = ("k1", "k2", "k4", "k8", "k16")
-
-    def __getitem__(self, kernel: "Kernel | str") -> str:
-        try:
-            k = _as_kernel(kernel)
-        except ValueError as e:
-            raise KeyError(str(e)) from None
-        t = min(math.log2(k.compression), _MAX_LOG2_COMPRESSION) / _MAX_LOG2_COMPRESSION
-        return to_hex(colormaps[_CMAP](0.16 + 0.76 * t))
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._listed)
-
-    def __len__(self) -> int:
-        return len(self._listed)
-
-    def __repr__(self) -> str:
-        return "KERNEL_COLOURS(" + ", ".join(f"{k}={self[k]}" for k in self) + ", ...)"
-
-
-KERNEL_COLOURS: Mapping = _KernelColours()
-
-
-def kernel_colour(kernel: "Kernel | str") -> str:
-    """The colour of ``kernel`` (a :class:`Kernel` or a name like ``"k4"``) in every figure."""
-    return KERNEL_COLOURS[kernel]
-
-
-def kernel_label(kernel: "Kernel | str") -> str:
-    """Legend text for a kernel: ``"k4 (4,8,8) 64x"``."""
-    k = _as_kernel(kernel)
-    return f"{k.name} ({k.pf},{k.ph},{k.pw}) {k.compression}x"
-
-
-# ------------------------------------------------------------------------------- helpers
-def _new_ax(ax, figsize):
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
-    return ax.figure, ax
-
-
-def _new_axes(ax, rows: int, cols: int, figsize, what: str, **subplots_kw):
-    """``(figure, axes (rows, cols))`` for a figure of several panels.
-
-    ``ax`` is None (a new figure), a sequence of ``rows * cols`` axes (row by row), or one axes
-    whose place in its figure is divided into the panels (it is replaced by them).
-    """
-    if ax is None:
-        fig, axes = plt.subplots(rows, cols, figsize=figsize, layout="constrained", squeeze=False, **subplots_kw)
-        return fig, axes
-    if isinstance(ax, Axes):
-        if rows * cols == 1:
-            return ax.figure, np.array([[ax]])
-        spec = ax.get_subplotspec()
-        if spec is None:
-            raise ValueError(f"{what} draws {rows}x{cols} panels and cannot divide an axes that is not on a "
-                             "grid; pass ax=None, or one axes per panel")
-        fig = ax.figure
-        ax.remove()
-        return fig, spec.subgridspec(rows, cols).subplots(squeeze=False, **subplots_kw)
-    axes = np.asarray(ax, dtype=object).ravel()
-    if len(axes) != rows * cols or not all(isinstance(a, Axes) for a in axes):
-        raise ValueError(f"{what} draws {rows * cols} panels ({rows} row(s) x {cols} column(s)); pass ax=None, "
-                         f"one axes to divide, or {rows * cols} axes, e.g. fig.subplots({rows}, {cols})")
-    return axes[0].figure, axes.reshape(rows, cols)
-
-
-def _thousands(x, _pos=None) -> str:
-    if x >= 1 or x == 0:
-        return f"{x:,.0f}"
-    return f"{x:g}"
-
-
-def _kernel_handles(kernels: Iterable[Kernel]) -> list[Patch]:
-    ks = sorted(set(kernels), key=lambda k: (k.compression, k.pf, k.ph, k.pw))
-    return [Patch(facecolor=kernel_colour(k), edgecolor="none", label=kernel_label(k)) for k in ks]
-
-
-def _frame_range(frames: Iterable[int]) -> str:
-    frames = list(frames)
-    if len(frames) == 1:
-        return str(frames[0])
-    return f"{frames[0]}\u2013{frames[-1]}"
+from .. import plan as _plan
+from .. import schedule as _schedule
+from ..schedule import BASE, Schedule
+from .style import (GENERATED_COLOUR, KNOWN_COLOUR, TAIL_COLOUR, TAIL_HATCH, _frame_range, _kernel_handles,
+                    _new_ax, _thousands, kernel_colour)
 
 
 def _as_plan_schedule(spec) -> tuple[str, Schedule]:
@@ -517,132 +373,4 @@ def plot_plan(plan: "_plan.Plan", ax=None) -> Figure:
     if trimmed:
         handles.append(plt.Line2D([], [], color="0.3", ls=":", label="past n_frames (trimmed)"))
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    return fig
-
-
-# ------------------------------------------------------------------------------------ drift
-ORDER_COLOURS = {
-    "vanilla": "#d62728",
-    "anti_drifting": "#ff7f0e",
-    "inverted_anti_drifting": "#1f77b4",
-    "f1": "#2ca02c",
-}
-
-
-def plot_drift(curves: Mapping[str, Iterable[float]], frac: float = 0.15, title: str = "", ax=None) -> Figure:
-    """Per-frame metric curves with the first and last ``frac`` of frames shaded.
-
-    Args:
-        curves: ``{label: (T,) series}``, e.g. one per sampling order.
-        frac: the share of frames compared by the start-end contrast (the paper's 15%).
-        title: the metric's name.
-        ax: axes to draw into; a new figure when None.
-    """
-    from .metrics import start_end_contrast
-
-    fig, ax = _new_ax(ax, (7, 3))
-    T = 0
-    for label, c in curves.items():
-        c = np.asarray(list(c), dtype=float)
-        T = max(T, len(c))
-        delta = start_end_contrast(c, frac) if len(c) >= 2 else float("nan")
-        ax.plot(np.arange(len(c)), c, color=ORDER_COLOURS.get(label), label=f"{label} (Δ={delta:.3g})", lw=1.5)
-    n = max(1, int(round(frac * T)))
-    ax.axvspan(-0.5, n - 0.5, color="#bbbbbb", alpha=0.35, lw=0)
-    ax.axvspan(T - n - 0.5, T - 0.5, color="#bbbbbb", alpha=0.35, lw=0)
-    ax.set_xlim(-0.5, T - 0.5)
-    ax.set_xlabel("frame")
-    ax.set_ylabel(title or "metric")
-    ax.set_title(f"{title}: first and last {frac:.0%} of frames shaded" if title else "")
-    ax.legend(fontsize=8, frameon=False)
-    return fig
-
-
-def plot_table1(summary, metrics_: Iterable[str] = ("delta_colour_drift", "delta_clarity", "dynamic_mean"),
-                ax=None) -> Figure:
-    """Bars of the toy Table 1: mean and standard deviation per row for a few columns.
-
-    Args:
-        summary: the summary DataFrame of :func:`framepack_lab.table1.run` (columns ``order``,
-            ``schedule``, ``<metric>_mean``, ``<metric>_std``).
-        metrics_: the columns to draw, one panel each.
-        ax: axes to draw into (one per column, or one to divide); a new figure when None.
-    """
-    metrics_ = list(metrics_)
-    fig, axes = _new_axes(ax, 1, len(metrics_), (4.2 * len(metrics_), 0.45 * len(summary) + 1.6),
-                          "plot_table1", sharey=True)
-    axes = axes[0]
-    labels = [f"{o.replace('_anti_drifting', ' AD').replace('anti_drifting', 'AD')} · {s}" for o, s in
-              zip(summary["order"], summary["schedule"])]
-    y = np.arange(len(summary))
-    colours = [ORDER_COLOURS.get(o, "#777777") for o in summary["order"]]
-    for a, m in zip(axes, metrics_):
-        std = summary.get(f"{m}_std")
-        a.barh(y, summary[f"{m}_mean"], xerr=None if std is None else np.nan_to_num(std), color=colours,
-               alpha=0.85, error_kw={"lw": 1})
-        a.set_title(m.replace("delta_", "Δ "), fontsize=10)
-        a.invert_yaxis()
-    axes[0].set_yticks(y, labels, fontsize=7)
-    return fig
-
-
-def plot_rope_alignment(positions: Iterable[int], grid_hw: tuple[int, int], kernel: "Kernel | str",
-                        axes_dims=(8, 12, 12), theta: float = 256.0, ax=None) -> Figure:
-    """Phase grids of one compressed group under each alignment.
-
-    Top row: cos of a y-axis channel (its second-fastest frequency) over the (y, x) token grid of
-    the group's first time slice; bottom row: the same for a t-axis channel over (t, x). Columns: the base grid, then
-    the kernel's tokens with average pooling (the paper's), centre-cell and first-cell alignment.
-
-    Args:
-        positions: time positions of the group's frames.
-        grid_hw: base token grid ``(h, w)`` of one frame.
-        kernel: the group's kernel (a :class:`~framepack_lab.schedule.Kernel` or a name).
-        axes_dims, theta: the model's RoPE channels per axis (t, y, x) and base.
-        ax: axes to draw into (2 x 4 of them, or one to divide); a new figure when None.
-    """
-    from .rope import ALIGN_MODES, phase_grid, pool_grid
-
-    kernel = _as_kernel(kernel)
-    positions = list(positions)
-    cos, _ = phase_grid(positions, *grid_hw, axes_dims, theta)
-    t_ch, y_ch = 2, axes_dims[0] + 2  # the second-fastest frequency of the t and of the y axis
-    panels = [("base grid", cos)] + [(f"{kernel.name}, {m}", pool_grid(cos, kernel.ratio, m)) for m in ALIGN_MODES]
-    own_figure = ax is None
-    fig, axs = _new_axes(ax, 2, len(panels), (3 * len(panels), 5.2), "plot_rope_alignment")
-    for j, (name, g) in enumerate(panels):
-        g = g.numpy()
-        axs[0, j].imshow(g[0, :, :, y_ch], cmap="RdBu", vmin=-1, vmax=1)
-        axs[0, j].set_title(name, fontsize=9)
-        axs[1, j].imshow(g[:, 0, :, t_ch], cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
-        for a in axs[:, j]:
-            a.set_xticks([])
-            a.set_yticks([])
-    axs[0, 0].set_ylabel("y (cos, y channel)")
-    axs[1, 0].set_ylabel("t (cos, t channel)")
-    if own_figure:  # a given figure keeps its own title
-        fig.suptitle(f"RoPE phases of {len(positions)} frames at times {positions[0]}..{positions[-1]}", fontsize=10)
-    return fig
-
-
-def plot_section_costs(costs, ax=None) -> Figure:
-    """Measured per-section time, tokens and peak memory, packed vs unpacked, as history grows.
-
-    Args:
-        costs: ``{label: SectionCost}`` from :func:`framepack_lab.cost.section_costs`.
-        ax: axes to draw into (three of them, or one to divide); a new figure when None.
-    """
-    fig, axes = _new_axes(ax, 1, 3, (14, 3.4), "plot_section_costs")
-    axes = axes[0]
-    colours = {"packed": "#1f77b4", "unpacked": "#d62728"}
-    for label, c in costs.items():
-        kw = {"color": colours.get(label), "marker": "o", "ms": 3, "label": f"{label} (last/first {c.ratio:.2f}x)"}
-        axes[0].plot(c.history, c.seconds, **kw)
-        axes[1].plot(c.history, c.tokens, **kw)
-        axes[2].plot(c.history, c.peak_mb, **kw)
-    for a, title in zip(axes, ("seconds per section", "tokens per step", "peak memory above baseline (MB)")):
-        a.set_xlabel("known frames before the section")
-        a.set_title(title, fontsize=10)
-        a.set_ylim(bottom=0)
-    axes[0].legend(fontsize=8, frameon=False)
     return fig
