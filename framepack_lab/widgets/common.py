@@ -1,0 +1,121 @@
+"""What the panels share: plan factories, images for the panels, and how bad input is shown.
+
+* :data:`PlanFactory` ``(order, n_frames, schedule) -> Plan``: :func:`~framepack_lab.plan.make_plan`
+  by default, or :func:`official_plan_factory` for the released HunyuanVideo layout;
+* :func:`filmstrip`, :func:`figure_png`, :func:`png_bytes`: frames and figures as PNG images;
+* :func:`problem`, :func:`error_html`, :func:`check_seed`, ``_bounded``: a panel's input checks
+  and the message it shows instead of a traceback.
+
+Imports numpy, the plan module, and the world and the autoencoder for the tiny model's latent
+size (both need torch); matplotlib and mediapy only inside the image helpers that use them. No
+ipywidgets: the panels import it.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Callable
+
+import numpy as np
+
+from .. import world
+from ..models.autoencoder import TinyAutoencoder
+from ..plan import OFFICIAL_WINDOW, Plan, official_plan
+from ..schedule import Schedule, as_schedule
+
+# (order, n_frames, schedule) -> Plan, e.g. make_plan (the default) or a fixed official layout
+PlanFactory = Callable[[str, int, "Schedule | str | None"], Plan]
+# latent (h, w) of the embedded tiny model's frames (world.SIZE pixels, autoencoder factor 4)
+TINY_LATENT = (world.SIZE // TinyAutoencoder.factor, world.SIZE // TinyAutoencoder.factor)
+SEED_RANGE = (0, 2**63 - 1)  # generation seeds: the non-negative int64 values torch.Generator takes as is
+
+
+def official_plan_factory(order: str, n_frames: int, schedule: "Schedule | str | None" = None) -> Plan:
+    """A :data:`PlanFactory` for the released HunyuanVideo checkpoints: their fixed layout
+    (:func:`~framepack_lab.plan.official_plan`) for ``n_frames = 1 + k * OFFICIAL_WINDOW``.
+
+    ``schedule`` must be None (an empty box) or the layout's own schedule; a frame count that is
+    not ``1 + k * OFFICIAL_WINDOW`` is refused with the nearest ones that are.
+    """
+    W = OFFICIAL_WINDOW
+    sections, rest = divmod(int(n_frames) - 1, W)
+    if rest or sections < 1:
+        lower, upper = 1 + max(sections, 1) * W, 1 + (sections + 1) * W
+        nearest = f"{lower}" if lower == upper else f"{lower} or {upper}"
+        raise ValueError(f"the official layout makes 1 + k*{W} latent frames (k sections of {W}), got {n_frames}; "
+                         f"use {nearest}")
+    plan = official_plan(order, sections)
+    if schedule is not None and as_schedule(schedule) != plan.schedule:
+        raise ValueError(f"the official {order} layout has the fixed schedule {plan.schedule.name!r}, got "
+                         f"{str(schedule)!r}; leave the schedule empty")
+    return plan
+
+
+def filmstrip(frames: np.ndarray, every: int = 4, columns: int = 8) -> np.ndarray:
+    """Tile every ``every``-th frame of ``(T, H, W, 3)`` into a grid image ``(rows*H, columns*W, 3)``."""
+    picked = np.asarray(frames)[::every]
+    n, H, W, _ = picked.shape
+    rows = -(-n // columns)
+    canvas = np.ones((rows * H, min(n, columns) * W, 3), dtype=np.float32)
+    for i, f in enumerate(picked):
+        r, c = divmod(i, columns)
+        canvas[r * H:(r + 1) * H, c * W:(c + 1) * W] = f
+    return canvas
+
+
+def figure_png(fig) -> bytes:
+    """PNG bytes of a matplotlib figure (the figure is closed)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def png_bytes(image: np.ndarray, scale: int = 2) -> bytes:
+    """PNG bytes of an ``(H, W, 3)`` float image in [0, 1], upscaled by ``scale`` (nearest)."""
+    import mediapy
+
+    img = np.repeat(np.repeat(np.clip(image, 0, 1), scale, axis=0), scale, axis=1)
+    return mediapy.compress_image((img * 255).astype(np.uint8), fmt="png")
+
+
+# ------------------------------------------------------------------------------ bad input
+def problem(e: BaseException) -> str:
+    """What a panel says about an exception: a ``ValueError``'s (or ``FileNotFoundError``'s) own
+    message, which says what to do; anything else is a bug, named as one."""
+    if isinstance(e, (ValueError, FileNotFoundError)):
+        return str(e)
+    return (f"unexpected {type(e).__name__}: {e} (a bug in framepack-lab, not in your input; please report "
+            "it with the values that caused it)")
+
+
+def error_html(message: str) -> str:
+    """``message`` as a red ``error: ...`` line of HTML (escaped, wrapped)."""
+    return (f"<span style='color:#b00020; white-space:pre-wrap'>error: {html.escape(message)}</span>")
+
+
+def check_seed(seed) -> int:
+    """A generation seed as an int in :data:`SEED_RANGE`, or a ``ValueError`` saying what to type."""
+    lo, hi = SEED_RANGE
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not lo <= seed <= hi:
+        raise ValueError(f"seed must be a whole number from {lo} to {hi:,} (2**63 - 1), got {seed!r}; e.g. 0")
+    return int(seed)
+
+
+def _bounded(widget_cls, name: str, value, lo, hi, **kw):
+    """A slider (or bounded box) of range ``[lo, hi]`` starting at ``value``; ``ValueError`` for a
+    start value outside it (ipywidgets would silently clamp it)."""
+    if not lo <= value <= hi:
+        raise ValueError(f"{name}={value!r} is outside the panel's range {lo}..{hi}; pass a value in it")
+    return widget_cls(value=value, min=lo, max=hi, **kw)
+
+
+def _snapshot_html(text: str, images: list[bytes]) -> str:
+    import base64
+
+    imgs = "".join(f"<img src='data:image/png;base64,{base64.b64encode(b).decode()}'/><br/>" for b in images if b)
+    return f"<p>{text}</p>{imgs}"
