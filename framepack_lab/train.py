@@ -14,9 +14,9 @@ Two stages, one config, one seed:
    order in the shipped config) each frame is the real frame at its RoPE time position
    (:func:`training_clip`). AdamW, warm-up + cosine, EMA.
 
-Checkpoints (``DIR/state.safetensors`` + ``DIR/state.json``) are written every
-``checkpoint_every`` steps and on exit; ``--resume`` continues from them. The EMA weights are
-exported to ``DIR/tiny/`` (``load_tiny(DIR / "tiny")``) with a training record.
+Checkpoints (``DIR/state.safetensors`` + ``DIR/state.json``, :mod:`~framepack_lab.train_state`)
+are written every ``checkpoint_every`` steps and on exit; ``--resume`` continues from them. The
+EMA weights are exported to ``DIR/tiny/`` (``load_tiny(DIR / "tiny")``) with a training record.
 The same code runs on CPU and CUDA (``--device cuda``).
 """
 
@@ -45,6 +45,7 @@ from .plan import Plan, Step, make_plan
 from .runtime import resolve_device, save_safetensors
 from .sampler import time_shift
 from .schedule import PRESETS, Schedule
+from .train_state import load_state, save_state
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "assets" / "tiny_train.json"
 
@@ -255,32 +256,6 @@ def training_loss(model: TinyFramePack, bank: torch.Tensor, task: TrainTask, dc:
     return (weight * (pred - x0) ** 2).mean()
 
 
-def _save_state(out: Path, model, ema, opt, step: int, record: dict) -> None:
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
-    tensors.update({f"ema.{k}": v.detach().contiguous() for k, v in ema.state_dict().items()})
-    names = {p: n for n, p in model.named_parameters()}
-    for p, st in opt.state.items():
-        for key in ("exp_avg", "exp_avg_sq"):
-            tensors[f"opt.{names[p]}.{key}"] = st[key].contiguous()
-    save_safetensors(tensors, out / "state.safetensors")
-    (out / "state.json").write_text(json.dumps({"step": step, "record": record}, indent=2))
-
-
-def _load_state(out: Path, model, ema, opt) -> tuple[int, dict]:
-    from safetensors.torch import load_file
-
-    t = load_file(str(out / "state.safetensors"))
-    meta = json.loads((out / "state.json").read_text())
-    model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
-    ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
-    step = meta["step"]
-    for n, p in model.named_parameters():
-        if f"opt.{n}.exp_avg" in t:
-            opt.state[p] = {"step": torch.tensor(float(step)), "exp_avg": t[f"opt.{n}.exp_avg"],
-                            "exp_avg_sq": t[f"opt.{n}.exp_avg_sq"]}
-    return step, meta["record"]
-
-
 def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False, steps: int | None = None,
           progress: bool = True) -> Path:
     """Run both stages; returns the exported checkpoint folder ``out/tiny``."""
@@ -333,7 +308,7 @@ def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
     opt = torch.optim.AdamW(model.parameters(), lr=dc["lr"], weight_decay=dc["weight_decay"], betas=(0.9, 0.99))
     start, record = 0, {"dit_seconds": 0.0, "losses": []}
     if resume and (out / "state.safetensors").exists():
-        start, record = _load_state(out, model, ema, opt)
+        start, record = load_state(out, model, ema, opt)
     rng = random.Random(cfg["seed"] + start)
     gen = torch.Generator().manual_seed(cfg["seed"] + start)
     n_params = sum(p.numel() for p in model.parameters())
@@ -376,13 +351,13 @@ def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
                      "schedule": task.schedule.name, "seconds": round(record["dit_seconds"], 1)})
             if (step + 1) % cfg["checkpoint_every"] == 0:
                 record["losses"].append(round(loss_avg, 5))
-                _save_state(out, model, ema, opt, step + 1, record)
+                save_state(out, model, ema, opt, step + 1, record)
                 export(step + 1)
         step = dc["steps"]
     finally:
         if loss_avg is not None:
             record["losses"].append(round(loss_avg, 5))
-        _save_state(out, model, ema, opt, step, record)
+        save_state(out, model, ema, opt, step, record)
         export(step)
         logf.close()
     return out / "tiny"
