@@ -153,8 +153,10 @@ def test_section_costs_leaves_the_stop_hook_alone(backend, monkeypatch):
 def test_section_costs_refuses_more_sections_than_the_baseline_can_run(backend):
     first = world.video(world.HELDOUT_SEEDS.start, 1)[0]
     from framepack_lab.cost import max_sections
+    from framepack_lab.generate import MAX_STEP_FRAMES
 
-    assert max_sections("td_f4k2f2k1_g4") == 15  # (1 + 15 * 4) = 61 frames <= 64 L_f
-    for n in (0, 16):
-        with pytest.raises(ValueError, match="n_sections must be a whole number from 1 to 15"):
+    top = (MAX_STEP_FRAMES - 1) // 4  # the unpacked baseline's last step: 1 + n * 4 frames at L_f
+    assert max_sections("td_f4k2f2k1_g4") == top
+    for n in (0, top + 1):
+        with pytest.raises(ValueError, match=f"n_sections must be a whole number from 1 to {top}"):
             section_costs(backend, first, n_sections=n, schedule="td_f4k2f2k1_g4", steps=1)
