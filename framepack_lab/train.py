@@ -66,6 +66,19 @@ AE_WARMUP = 50  # autoencoder learning-rate warm-up steps (the DiT's is dit.warm
 WORLD_TIMES = 400  # autoencoder frames are drawn from times 0 .. 399 of random training worlds
 
 
+def phase_settings(dc: dict, step: int) -> dict:
+    """The DiT settings at ``step``: ``dc`` updated by every entry of ``dc["phases"]`` whose
+    ``from_step`` has been reached (a curriculum, e.g. less history noise late in training, so the
+    model learns to read fine motion from a cleaner history). ``dc`` itself when no phase applies."""
+    active = [ph for ph in dc.get("phases", ()) if step >= ph["from_step"]]
+    if not active:
+        return dc
+    out = dict(dc)
+    for ph in active:
+        out.update({k: v for k, v in ph.items() if k != "from_step"})
+    return out
+
+
 def warmup_cosine(step: int, base_lr: float, warmup: int, total: int) -> float:
     """The learning rate of both stages: linear warm-up over ``warmup`` steps, then a cosine from
     ``base_lr`` down to 10% of it at step ``total`` (held there after)."""
@@ -331,8 +344,9 @@ def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
         for step in bar:
             for g in opt.param_groups:
                 g["lr"] = warmup_cosine(step, dc["lr"], dc["warmup"], dc["steps"])
-            task = sample_task(rng, bank.shape[2], dc)
-            loss = training_loss(model, bank, task, dc, gen, rng, device)
+            sc = phase_settings(dc, step)
+            task = sample_task(rng, bank.shape[2], sc)
+            loss = training_loss(model, bank, task, sc, gen, rng, device)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -158,3 +158,15 @@ def test_first_step_prob_oversamples_the_first_step():
     rng = random.Random(0)
     tasks = [sample_task(rng, 97, {"first_step_prob": 1.0}) for _ in range(30)]
     assert all(step is plan.steps[0] for _, _, plan, step in tasks)
+
+
+def test_phase_settings_switch_the_recipe_at_their_step():
+    from framepack_lab.train import phase_settings
+
+    dc = {"history_noise_max": 0.6, "history_noise_prob": 0.8,
+          "phases": [{"from_step": 10, "history_noise_max": 0.3}, {"from_step": 20, "history_noise_prob": 0.5}]}
+    assert phase_settings(dc, 9) is dc
+    assert phase_settings(dc, 10)["history_noise_max"] == 0.3 and phase_settings(dc, 10)["history_noise_prob"] == 0.8
+    late = phase_settings(dc, 25)
+    assert (late["history_noise_max"], late["history_noise_prob"]) == (0.3, 0.5)
+    assert phase_settings({"lr": 1.0}, 5) == {"lr": 1.0}
