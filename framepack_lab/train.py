@@ -266,7 +266,25 @@ def training_loss(model: TinyFramePack, bank: torch.Tensor, task: TrainTask, dc:
     x_t = (1 - s) * x0 + s * eps
     pred = model(x_t, sigma, context)
     weight = 1.0 / (s**2 + 0.1)
+    beta = dc.get("motion_weight", 0.0)
+    if beta:
+        weight = weight * (1 + beta * motion_map(x0))
     return (weight * (pred - x0) ** 2).mean()
+
+
+def motion_map(x0: torch.Tensor) -> torch.Tensor:
+    """Where the section changes over time, ``(B, 1, S, h, w)``, mean 1 per example.
+
+    ``|x0[t] - x0[t-1]|`` averaged over channels (the first frame takes the next frame's map), so
+    the loss weight ``1 + motion_weight * map`` stresses the moving edges of sprites: copying the
+    last frame, which costs little under a plain loss when sprites move a fraction of a latent
+    pixel per frame, then costs as much as it is wrong. A one-frame section gives all ones.
+    """
+    if x0.shape[2] < 2:
+        return torch.ones_like(x0[:, :1])
+    d = (x0[:, :, 1:] - x0[:, :, :-1]).abs().mean(dim=1, keepdim=True)  # (B, 1, S-1, h, w)
+    d = torch.cat([d[:, :, :1], d], dim=2)
+    return d / d.mean(dim=(2, 3, 4), keepdim=True).clamp_min(1e-6)
 
 
 def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False, steps: int | None = None,

@@ -170,3 +170,18 @@ def test_phase_settings_switch_the_recipe_at_their_step():
     late = phase_settings(dc, 25)
     assert (late["history_noise_max"], late["history_noise_prob"]) == (0.3, 0.5)
     assert phase_settings({"lr": 1.0}, 5) == {"lr": 1.0}
+
+
+def test_motion_map_marks_what_moves_and_averages_one():
+    from framepack_lab.train import motion_map
+
+    x0 = torch.zeros(2, 4, 4, 8, 8)
+    for t in range(4):
+        x0[0, :, t, 2, t] = 1.0  # a dot moving right in example 0
+    x0[1] = torch.randn(4, 1, 8, 8)  # example 1 is static... but for its noise
+    x0[1, :, :, 0, 0] += torch.arange(4.0)  # one pixel changes
+    m = motion_map(x0)
+    assert m.shape == (2, 1, 4, 8, 8)
+    torch.testing.assert_close(m.mean(dim=(2, 3, 4)), torch.ones(2, 1))
+    assert m[0, 0, 1, 2, 1] > 1 and m[0, 0, 1, 5, 5] == 0  # the moving dot vs a still pixel
+    assert torch.equal(motion_map(x0[:, :, :1]), torch.ones(2, 1, 1, 8, 8))
