@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .schedule import BASE, PRESETS, Block, Kernel, Schedule, as_schedule, tail_token_count
+from .schedule import BASE, PRESETS, Block, Kernel, Schedule, as_schedule, part_label, tail_token_count
 
 ORDERS = ("vanilla", "anti_drifting", "inverted_anti_drifting", "f1")
 
@@ -89,12 +89,21 @@ class Step:
     def context_frames(self) -> tuple[int, ...]:
         return tuple(f for g in self.groups for f in g.frames)
 
+    def _label(self, g: "Group") -> str:
+        """The group's label in :func:`framepack_lab.schedule.part_label`'s format (the block it
+        fills, which it may fill only partly), or its tail option."""
+        if g.tail or g.block is None:
+            return g.tail or g.role
+        blocks = self.schedule.side_blocks(g.role)
+        i = next((i for i, b in enumerate(blocks) if b is g.block), None)
+        return part_label(g.role, blocks.index(g.block) if i is None else i, g.block)
+
     def token_breakdown(self, latent_h: int, latent_w: int) -> list[tuple[str, int]]:
-        """``[(label, tokens), ...]`` for the section and every context group."""
+        """``[(label, tokens), ...]`` for the section and every context group; labels as
+        :meth:`Schedule.token_breakdown`'s (``"left:0:f16k4"``, ``"g4"``, ``"td"`` ...)."""
         out = [(f"g{len(self.generated)}", BASE.tokens(len(self.generated), latent_h, latent_w))]
         for g in self.groups:
-            label = g.tail if g.tail else f"{g.role}:f{len(g.frames)}{g.kernel.name}"
-            out.append((label, g.tokens(latent_h, latent_w)))
+            out.append((self._label(g), g.tokens(latent_h, latent_w)))
         return out
 
     def token_count(self, latent_h: int, latent_w: int) -> int:

@@ -126,6 +126,12 @@ def _blocks_name(blocks: tuple[Block, ...]) -> str:
     return "".join(b.name for b in blocks)
 
 
+def part_label(side: str, index: int, block: Block) -> str:
+    """The one label of a context block in token breakdowns: ``"<side>:<index>:<block name>"``,
+    e.g. ``"left:0:f16k4"`` (index in video time order on its side)."""
+    return f"{side}:{index}:{block.name}"
+
+
 @dataclass(frozen=True)
 class Schedule:
     """One step's packing: context blocks left and right of ``generated`` new frames.
@@ -204,6 +210,10 @@ class Schedule:
         (:func:`tail_token_count`)."""
         return tail_token_count(self.tail, tail_frames)
 
+    def side_blocks(self, side: str) -> tuple[Block, ...]:
+        """The blocks of ``side`` (``"left"``/``"right"``) in video time order."""
+        return self.left.far + self.left.near if side == "left" else self.right.near + self.right.far
+
     def token_breakdown(self, latent_h: int, latent_w: int, tail_frames: int = 0) -> dict[str, int]:
         """Tokens per part of one step, in video time order, keyed by part name.
 
@@ -215,11 +225,11 @@ class Schedule:
         tail = self.tail_tokens(tail_frames)
         if tail and self.tail_side == "left":
             out[self.tail] = tail
-        for i, block in enumerate(self.left.far + self.left.near):
-            out[f"left:{i}:{block.name}"] = block.tokens(latent_h, latent_w)
+        for i, block in enumerate(self.side_blocks("left")):
+            out[part_label("left", i, block)] = block.tokens(latent_h, latent_w)
         out[f"g{self.generated}"] = BASE.tokens(self.generated, latent_h, latent_w)
-        for i, block in enumerate(self.right.near + self.right.far):
-            out[f"right:{i}:{block.name}"] = block.tokens(latent_h, latent_w)
+        for i, block in enumerate(self.side_blocks("right")):
+            out[part_label("right", i, block)] = block.tokens(latent_h, latent_w)
         if tail and self.tail_side == "right":
             out[self.tail] = tail
         return out
