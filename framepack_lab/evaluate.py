@@ -45,7 +45,7 @@ def heldout_seeds(n: int, offset: int = 0) -> list[int]:
     return list(world.HELDOUT_SEEDS)[offset:offset + n]
 
 
-def score_videos(videos, seeds) -> dict[str, float]:
+def score_videos(videos, seeds, probe_frame: int = 16) -> dict[str, float]:
     """The figures of the module docstring for ``videos`` ``[(T, H, W, 3)]`` of worlds ``seeds``.
 
     Returns ``{"presence", "worst", "size_kept", "motion", "survival", "drift", "drift_sd",
@@ -58,14 +58,15 @@ def score_videos(videos, seeds) -> dict[str, float]:
         if not tracks[0]:
             continue
         n = len(tracks[0])
-        per_frame.append((metrics.sprite_presence(v, tracks) * n, n))
+        presence = metrics.sprite_presence(v, tracks)
+        per_frame.append((presence * n, n))
         sizes.extend(metrics.size_ratios(v, tracks).values())
         paths = metrics.path_lengths(v, PATH_STRIDE, tracks)
         truth = metrics.true_path_lengths(world.make_world(s), paths, PATH_STRIDE)
         gen_len += sum(paths[c][0] for c in truth)
         true_len += sum(truth.values())
-        if len(v) > 16:
-            survival.append(float(np.mean(metrics.sprite_presence(v, tracks)[16])))
+        if len(v) > probe_frame:
+            survival.append(float(presence[probe_frame]))
     if not per_frame:  # no sprite in any first frame: only the drift is defined
         nan = float("nan")
         return {"presence": nan, "worst": nan, "size_kept": nan, "motion": nan, "survival": nan,
@@ -99,13 +100,13 @@ def evaluate(backend, orders=ORDERS, n_seeds: int = 16, n_frames: int = 64, step
 
     ``kw`` goes to :func:`framepack_lab.generate.generate_many` (``history_noise``,
     ``history_guidance``). With ``keep_videos`` each order's entry also holds its ``videos``.
-    ``probe_frame`` is kept for the old survival figure (frame 16).
+    ``probe_frame`` is the frame of the survival figure (``survival``, the old headline).
     """
     seeds = heldout_seeds(n_seeds)
     out = {}
     for order in orders:
         videos, secs = run_order(backend, order, seeds, n_frames, steps, seed, **kw)
-        out[order] = {**score_videos(videos, seeds), "seconds": secs}
+        out[order] = {**score_videos(videos, seeds, probe_frame), "seconds": secs}
         if keep_videos:
             out[order]["videos"] = videos
         if progress:
