@@ -191,9 +191,25 @@ def noise_history(video: torch.Tensor, step: Step, level: float | torch.Tensor,
     return out
 
 
+def snap_history(video: torch.Tensor, step: Step, codebook: torch.Tensor | None) -> torch.Tensor:
+    """Discrete history (``+D``): every context frame of ``step`` with each latent pixel replaced by
+    its nearest ``codebook`` centroid (:func:`framepack_lab.discrete.quantize`); the first frame
+    too, so ``K = 1`` really leaves no memory. ``video`` ``(B, C, T, H, W)`` is not modified; with
+    no codebook it is returned as is."""
+    if codebook is None or not step.context_frames:
+        return video
+    from .discrete import quantize
+
+    frames = list(step.context_frames)
+    out = video.clone()
+    out[:, :, frames] = quantize(video[:, :, frames], codebook)
+    return out
+
+
 def pack(video: torch.Tensor, step: Step, available: Iterable[Kernel] = (BASE,),
          history_noise: float | torch.Tensor = 0.0,
-         generator: torch.Generator | Sequence[torch.Generator] | None = None) -> PackedContext:
+         generator: torch.Generator | Sequence[torch.Generator] | None = None,
+         codebook: torch.Tensor | None = None) -> PackedContext:
     """Pack the known frames a step sees.
 
     Args:
@@ -203,6 +219,8 @@ def pack(video: torch.Tensor, step: Step, available: Iterable[Kernel] = (BASE,),
         history_noise: noise the context frames (all but the first frame) to this flow time
             first (:func:`noise_history`); recorded in the result for the model.
         generator: the noise's generator when ``history_noise`` is not 0.
+        codebook: ``(K, C)``: snap the context frames to it first (discrete history, ``+D``,
+            :func:`snap_history`), then noise them.
 
     Returns:
         The :class:`PackedContext` of the step.
@@ -215,6 +233,7 @@ def pack(video: torch.Tensor, step: Step, available: Iterable[Kernel] = (BASE,),
     if needed >= video.shape[2]:
         raise ValueError(f"step needs frame {needed} but the latent buffer has {video.shape[2]} frames")
     available = tuple(available)
+    video = snap_history(video, step, codebook)
     video = noise_history(video, step, history_noise, generator)
     groups = [_pack_group(video, g, available) for g in step.groups]
     return PackedContext(groups, step.positions, (H, W), history_noise)

@@ -4,7 +4,7 @@ A *schedule* says how the context of one generation step is packed: which frames
 right of the generated section ``gN`` in video time, and with which patchify kernel each block
 of frames is turned into tokens. Names follow the paper's ablative naming:
 
-    name     := [tail "_"] side "_" gN ["_" side] ["_" tail] ["+D"]
+    name     := [tail "_"] side "_" gN ["_" side] ["_" tail] ["+D" [K]]
     side     := blocks | blocks "_x_" blocks | "x_" blocks | blocks "_x"
     blocks   := ("f" INT kernel)+
     kernel   := "k" INT | "k" INT "h" INT "w" INT
@@ -39,7 +39,7 @@ from .kernel import BASE, MAX_KERNEL_SIZE, Kernel
 from .presets import PRESETS, Preset  # noqa: F401
 
 GRAMMAR = (
-    "schedule grammar: [tail_]BLOCKS[_x_BLOCKS]_gN[_x][_BLOCKS][_tail][+D] where BLOCKS is one or more "
+    "schedule grammar: [tail_]BLOCKS[_x_BLOCKS]_gN[_x][_BLOCKS][_tail][+D[K]] where BLOCKS is one or more "
     "'f<frames>k<N>' or 'f<frames>k<pf>h<ph>w<pw>' (kN = kernel (N, 2N, 2N)), tail is td|ta|tc; "
     "e.g. 'td_f16k4f4k2f1k1_g9', 'td_f16k4f4k2f1k1_g9_x_f1k1', 'f1k1_x_g9_f1k1f2k2f16k4_td'"
 )
@@ -142,6 +142,8 @@ class Schedule:
         tail: ``None``, or ``"td"`` / ``"ta"`` / ``"tc"`` for frames beyond the blocks.
         tail_side: ``"left"`` or ``"right"``: the far (old) side the tail is written on.
         discrete: the ``+D`` flag (discrete history, NeurIPS version).
+        codebook_k: the codebook size ``K`` written as ``+DK`` (e.g. ``+D64``); ``None`` means the
+            default (:data:`framepack_lab.discrete.DEFAULT_K`). Only with ``discrete``.
     """
 
     generated: int
@@ -150,6 +152,7 @@ class Schedule:
     tail: str | None = None
     tail_side: str = "left"
     discrete: bool = False
+    codebook_k: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.generated, int) or self.generated < 1:
@@ -161,6 +164,10 @@ class Schedule:
             raise ValueError(f"unknown tail option {self.tail!r}: use one of td, ta, tc; {GRAMMAR}")
         if self.tail_side not in ("left", "right"):
             raise ValueError(f"tail_side must be 'left' or 'right', not {self.tail_side!r}")
+        if self.codebook_k is not None and (not self.discrete or isinstance(self.codebook_k, bool)
+                                            or not isinstance(self.codebook_k, int) or self.codebook_k < 1):
+            raise ValueError(f"codebook_k={self.codebook_k!r}: a codebook size is a positive integer and needs "
+                             "discrete=True (write e.g. '+D64' at the end of the name)")
         if self.tail is None:  # without a tail its side means nothing: one value, so equal schedules compare equal
             object.__setattr__(self, "tail_side", "left")
 
@@ -186,7 +193,8 @@ class Schedule:
             parts.append(_blocks_name(self.right.far))
         if self.tail and self.tail_side == "right":
             parts.append(self.tail)
-        return "_".join(parts) + ("+D" if self.discrete else "")
+        flag = "" if not self.discrete else "+D" if self.codebook_k is None else f"+D{self.codebook_k}"
+        return "_".join(parts) + flag
 
     def __str__(self) -> str:
         return self.name
@@ -326,9 +334,15 @@ def parse(name: str) -> Schedule:
     if not name.strip():
         raise ValueError(f"empty schedule name; {GRAMMAR}")
     text = name.strip()
-    discrete = text.endswith("+D")
-    if discrete:
-        text = text[:-2]
+    flag = re.search(r"\+D(\d*)$", text)
+    discrete, codebook_k = flag is not None, None
+    if flag:
+        text = text[:flag.start()]
+        if flag.group(1):
+            codebook_k = int(flag.group(1))
+            if codebook_k < 1:
+                raise ValueError(f"schedule {name!r}: '+D{flag.group(1)}' asks for a codebook of {codebook_k} "
+                                 "centroids; K must be at least 1 (e.g. '+D256', or '+D' for the default)")
     tokens = [t for t in text.split("_")]
     if any(t == "" for t in tokens):
         raise ValueError(f"schedule {name!r} has an empty part (doubled or trailing '_'); {GRAMMAR}")
@@ -354,7 +368,7 @@ def parse(name: str) -> Schedule:
     right = _parse_side(tokens[g + 1:], name, "right")
     try:
         return Schedule(generated=generated, left=left, right=right, tail=tail, tail_side=tail_side,
-                        discrete=discrete)
+                        discrete=discrete, codebook_k=codebook_k)
     except ValueError as e:
         raise ValueError(f"in schedule {name!r}: {e}") from None
 

@@ -154,21 +154,28 @@ def held_out_psnr(ae: TinyAutoencoder, device, n_videos: int = 16, n_frames: int
 
 
 @torch.no_grad()
-def build_latent_bank(ae: TinyAutoencoder, cfg: dict, device, progress: bool = True) -> torch.Tensor:
+def build_latent_bank(ae: TinyAutoencoder, cfg: dict, device, progress: bool = True,
+                      occluded: bool = False) -> torch.Tensor:
     """Encode training videos once: ``(N, C, F, h, w)`` float16 (``16 x 16`` latents of 64 x 64
-    frames), normalised (sets AE stats)."""
+    frames), normalised. The plain bank (``data.videos`` worlds) sets the autoencoder's latent
+    statistics; ``occluded=True`` builds the bank of ``data.occluded_videos`` worlds with an
+    occluder band (other seeds), normalised with those statistics."""
     from tqdm.auto import tqdm
 
     dc = cfg["data"]
     size = TinyConfig.from_dict(cfg["model"]).frame_size
-    rng = np.random.default_rng(cfg["seed"] + 1)
-    seeds = rng.choice(world.TRAIN_SEEDS.stop, size=dc["videos"], replace=False)
+    rng = np.random.default_rng(cfg["seed"] + (3 if occluded else 1))
+    seeds = rng.choice(world.TRAIN_SEEDS.stop, size=dc["occluded_videos" if occluded else "videos"], replace=False)
     chunks = []
-    for s in tqdm(seeds, desc="latent bank", disable=not progress):
-        frames = torch.from_numpy(world.video(int(s), dc["frames"], start=int(rng.integers(0, 300)), size=size))
+    for s in tqdm(seeds, desc="occluded bank" if occluded else "latent bank", disable=not progress):
+        frames = torch.from_numpy(world.video(int(s), dc["frames"], start=int(rng.integers(0, 300)), size=size,
+                                              occluded=occluded))
         z = ae.encode_images(frames.permute(0, 3, 1, 2).to(device))  # (F, C, h, w)
         chunks.append(z.permute(1, 0, 2, 3).half().cpu())
     bank = torch.stack(chunks)  # (N, C, F, h, w)
+    if occluded:
+        mean, std = ae.latent_mean.cpu(), ae.latent_std.cpu()
+        return ((bank.float() - mean[None, :, None, None, None]) / std[None, :, None, None, None]).half()
     mean = bank.float().mean(dim=(0, 2, 3, 4))
     std = bank.float().std(dim=(0, 2, 3, 4))
     ae.latent_mean.copy_(mean.to(device))
@@ -245,8 +252,11 @@ def training_clip(bank: torch.Tensor, idx: torch.Tensor, order: str, plan, step,
 
 
 def training_loss(model: TinyFramePack, bank: torch.Tensor, task: TrainTask, dc: dict, gen: torch.Generator,
-                  rng: random.Random, device) -> torch.Tensor:
-    """Flow-matching loss of one batch drawn from the latent bank for one plan step."""
+                  rng: random.Random, device, codebooks: dict | None = None) -> torch.Tensor:
+    """Flow-matching loss of one batch drawn from the latent bank for one plan step.
+
+    With ``codebooks`` ``{K: (K, C)}``, a fraction ``dc["discrete_prob"]`` of batches sees its
+    history snapped to the codebook of a ``K`` drawn from ``dc["discrete_train_ks"]`` (``+D``)."""
     order, _, plan, step = task
     B = dc["batch"]
     idx = torch.randint(0, bank.shape[0], (B,), generator=gen)
@@ -256,7 +266,10 @@ def training_loss(model: TinyFramePack, bank: torch.Tensor, task: TrainTask, dc:
     if model.config.history_noise:  # Diffusion Forcing: noise the history, tell the model how much
         noisy = (torch.rand(B, generator=gen) < dc["history_noise_prob"]).float()
         level = noisy * torch.rand(B, generator=gen) * dc["history_noise_max"]
-    context = pack(video, step, model.kernels, history_noise=level, generator=gen)
+    codebook = None
+    if codebooks and dc.get("discrete_prob", 0.0) > 0 and rng.random() < dc["discrete_prob"]:  # '+D': snap the history to a codebook
+        codebook = codebooks[rng.choice(dc["discrete_train_ks"])].to(device)
+    context = pack(video, step, model.kernels, history_noise=level, generator=gen, codebook=codebook)
     if rng.random() < dc.get("history_dropout", 0.0):  # no history at all: for history guidance
         context = dataclasses.replace(context, groups=[], history_noise=0.0)
     u = torch.rand(B, generator=gen)
@@ -329,6 +342,11 @@ def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
         save_safetensors({k: v.contiguous() for k, v in ae.state_dict().items()}, ae_file)
         (out / "autoencoder.json").write_text(json.dumps(ae_record))
         save_safetensors({"bank": bank.contiguous()}, bank_file)
+    occluded_bank = _cached_bank(out / "latent_bank_occluded.safetensors", resume and ae_file.exists(),
+                                 lambda: build_latent_bank(ae, cfg, device, progress, occluded=True)
+                                 ) if cfg["data"].get("occluded_videos") else None
+    codebooks = _cached_codebooks(out / "codebooks.safetensors", resume and ae_file.exists(), bank,
+                                  cfg["data"].get("codebook_ks", ()), cfg["seed"])
 
     # stage 2: DiT (seeded on its own, so a run resumed after stage 1 matches an uninterrupted one)
     torch.manual_seed(cfg["seed"] + 2)
@@ -353,7 +371,7 @@ def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
             "hardware": (torch.cuda.get_device_name(device) if device.type == "cuda"
                          else f"{platform.machine()} {os.cpu_count()} cores"),
             "threads": torch.get_num_threads(), "config": cfg}}
-        save_tiny(out / "tiny", ema, ae, rec)
+        save_tiny(out / "tiny", ema, ae, rec, codebooks)
 
     loss_avg, t_last = None, time.time()
     bar = tqdm(range(start, dc["steps"]), desc="dit", disable=not progress, initial=start, total=dc["steps"])
@@ -364,7 +382,9 @@ def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
                 g["lr"] = warmup_cosine(step, dc["lr"], dc["warmup"], dc["steps"])
             sc = phase_settings(dc, step)
             task = sample_task(rng, bank.shape[2], sc)
-            loss = training_loss(model, bank, task, sc, gen, rng, device)
+            p_occ = sc.get("occluded_prob", 0.0) if occluded_bank is not None else 0.0
+            source = occluded_bank if p_occ > 0 and rng.random() < p_occ else bank  # forgetting: hidden sprites
+            loss = training_loss(model, source, task, sc, gen, rng, device, codebooks)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -393,6 +413,35 @@ def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
         export(step)
         logf.close()
     return out / "tiny"
+
+
+def _cached_bank(path: Path, reuse: bool, build) -> torch.Tensor:
+    """The bank in ``path`` when ``reuse`` and it exists, else ``build()`` saved there."""
+    from safetensors.torch import load_file
+
+    if reuse and path.exists():
+        return load_file(str(path))["bank"]
+    bank = build()
+    save_safetensors({"bank": bank.contiguous()}, path)
+    return bank
+
+
+def _cached_codebooks(path: Path, reuse: bool, bank: torch.Tensor, ks, seed: int) -> dict[int, torch.Tensor]:
+    """Discrete-history codebooks ``{K: (K, C)}`` fitted on the latent bank (``data.codebook_ks``),
+    kept in ``path`` so a resumed run uses the same ones; empty when no ``K`` is configured."""
+    from safetensors.torch import load_file
+
+    from .discrete import fit_codebooks
+
+    if not ks:
+        return {}
+    if reuse and path.exists():
+        books = {int(k): v for k, v in load_file(str(path)).items()}
+        if sorted(books) == sorted(int(k) for k in ks):
+            return books
+    books = fit_codebooks(bank, ks, seed=seed)
+    save_safetensors({str(k): v.contiguous() for k, v in books.items()}, path)
+    return books
 
 
 def main(argv=None) -> None:

@@ -53,6 +53,19 @@ class Sprite:
 
 
 @dataclass(frozen=True)
+class Occluder:
+    """A full-height vertical band drawn *in front of* the sprites, from column ``x_lo`` to ``x_hi``
+    (pixels): a sprite that crosses it is hidden, then comes back (what memory has to bridge)."""
+
+    x_lo: float
+    x_hi: float
+    colour: tuple[float, float, float]  # muted, far from every palette colour
+
+
+OCCLUDER_WIDTH = (20.0, 40.0)  # pixels, for training worlds with an occluder
+
+
+@dataclass(frozen=True)
 class World:
     """Everything needed to render any frame of one procedural video."""
 
@@ -62,6 +75,7 @@ class World:
     waves: tuple[tuple[float, float, float, float, float, float, float, float], ...]
     # each wave: (fy, fx, phase, amp_r, amp_g, amp_b, pan_y, pan_x)
     sprites: tuple[Sprite, ...]
+    occluder: Occluder | None = None  # a band in front of the sprites (forgetting probes)
 
 
 def check_seed(seed) -> int:
@@ -74,9 +88,10 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
-def make_world(seed: int, size: int = SIZE) -> World:
+def make_world(seed: int, size: int = SIZE, occluded: bool = False) -> World:
     """Draw a world from ``seed`` (deterministic): any integer >= 0, see :data:`TRAIN_SEEDS` and
-    :data:`HELDOUT_SEEDS`."""
+    :data:`HELDOUT_SEEDS`. ``occluded=True`` adds an :class:`Occluder` band (width in
+    :data:`OCCLUDER_WIDTH`, drawn from its own stream, so the rest of the world is the same)."""
     rng = np.random.default_rng(check_seed(seed))
     hue = rng.uniform(0, 1)
     sat = rng.uniform(0.05, 0.25)
@@ -100,7 +115,58 @@ def make_world(seed: int, size: int = SIZE) -> World:
             shape=SHAPES[int(rng.integers(len(SHAPES)))], colour=int(c), radius=r,
             y0=float(rng.uniform(r, size - r)), x0=float(rng.uniform(r, size - r)),
             vy=speed * math.sin(angle), vx=speed * math.cos(angle)))
-    return World(seed, size, tuple(map(float, base)), tuple(waves), tuple(sprites))
+    occluder = None
+    if occluded:
+        orng = np.random.default_rng([int(seed), 7])
+        width = float(orng.uniform(*OCCLUDER_WIDTH)) * size / SIZE
+        x_lo = float(orng.uniform(0, size - width))
+        occluder = Occluder(x_lo, x_lo + width, occluder_colour(base))
+    return World(seed, size, tuple(map(float, base)), tuple(waves), tuple(sprites), occluder)
+
+
+def occluder_colour(base) -> tuple[float, float, float]:
+    """The band's colour for a world of background ``base``: darker and greyer, still muted."""
+    b = np.asarray(base, dtype=np.float32)
+    return tuple(float(v) for v in 0.55 * (0.5 * b + 0.5 * b.mean()))
+
+
+def probe_world(seed: int, hidden_frames: int, speed: float = 0.5, radius: float = 8.0,
+                size: int = SIZE) -> tuple[World, int, int]:
+    """A forgetting probe: one sprite that moves right, passes behind a band and comes back.
+
+    The sprite (colour, shape and background from ``seed``'s world) is fully visible at frame 0,
+    becomes fully hidden at frame ``t_in`` and stays hidden for ``hidden_frames`` frames; from
+    ``t_out = t_in + hidden_frames`` it emerges, fully visible again from ``t_out + 2 r / v``.
+    It keeps its straight path behind the band, so where it comes back is known.
+
+    Returns:
+        ``(world, t_in, t_out)``.
+    """
+    if isinstance(hidden_frames, bool) or not isinstance(hidden_frames, (int, np.integer)) or hidden_frames < 0:
+        raise ValueError(f"hidden_frames must be an integer >= 0, got {hidden_frames!r}")
+    base = make_world(seed, size)
+    t_in = int(math.ceil(2 * radius / speed))  # fully visible at frame 0, fully hidden from t_in
+    x_lo = speed * t_in  # the sprite starts at x = radius, touching the band's left edge at t_in - 2r/v
+    width = 2 * radius + speed * hidden_frames  # fully hidden while x in [x_lo + r, x_hi - r]
+    if x_lo + width + 2 * radius > size:
+        longest = int((size - 2 * radius - x_lo - 2 * radius) / speed)
+        raise ValueError(f"a sprite of radius {radius} at speed {speed} px/frame can hide for at most {longest} "
+                         f"frames in a {size}-pixel frame, not {hidden_frames}; use a slower speed or a shorter gap")
+    first = base.sprites[0]
+    sprite = Sprite(first.shape, first.colour, radius, y0=size / 2, x0=radius, vy=0.0, vx=speed)
+    world = World(base.seed, size, base.base, base.waves, (sprite,),
+                  Occluder(x_lo, x_lo + width, occluder_colour(base.base)))
+    return world, t_in, t_in + int(hidden_frames)
+
+
+def hidden_mask(world: World, times) -> np.ndarray:
+    """``(T, n_sprites)`` bool: the sprite is entirely behind the occluder at frame ``times``."""
+    pos = sprite_positions(world, np.asarray(times))
+    if world.occluder is None:
+        return np.zeros(pos.shape[:2], dtype=bool)
+    r = np.array([s.radius for s in world.sprites])
+    x = pos[:, :, 1]
+    return (x - r >= world.occluder.x_lo) & (x + r <= world.occluder.x_hi)
 
 
 def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
@@ -148,14 +214,18 @@ def render(world: World, times) -> np.ndarray:
             d = (np.abs(dy) + np.abs(dx)) * 0.8
         alpha = np.clip(s.radius - d + 0.5, 0.0, 1.0)[..., None]  # anti-aliased edge
         img = img * (1 - alpha) + alpha * PALETTE[s.colour]
+    if world.occluder is not None:
+        o = world.occluder
+        cover = np.clip(np.minimum(xx - o.x_lo + 0.5, o.x_hi - xx + 0.5), 0.0, 1.0)[None, ..., None]
+        img = img * (1 - cover) + cover * np.asarray(o.colour, dtype=np.float32)
     return np.clip(img, 0.0, 1.0)
 
 
-def video(seed: int, n_frames: int, start: int = 0, size: int = SIZE) -> np.ndarray:
+def video(seed: int, n_frames: int, start: int = 0, size: int = SIZE, occluded: bool = False) -> np.ndarray:
     """``n_frames`` frames from ``start`` of the world drawn from ``seed``: ``(T, H, W, 3)``."""
     if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
         raise ValueError(f"n_frames must be a positive integer, got {n_frames!r}; use 1 for a single frame")
-    return render(make_world(seed, size), np.arange(start, start + n_frames))
+    return render(make_world(seed, size, occluded), np.arange(start, start + n_frames))
 
 
 def batch(seeds, n_frames: int, starts=None, size: int = SIZE) -> torch.Tensor:

@@ -66,11 +66,11 @@ CASES = [
      ValueError, r"\(H, W, 3\) RGB image"),
     ("a first frame of strings", gen(n_frames=9, first_frame=np.array([[["a", "b", "c"]]])),
      ValueError, r"first_frame must be an \(H, W, 3\) RGB image"),
-    # ---- discrete history is parsed but not implemented
+    # ---- discrete history on a checkpoint without codebooks
     ("+D schedule", gen(n_frames=9, order="vanilla", schedule=DISCRETE),
-     ValueError, r"discrete history \('\+D'.*not implemented yet.*drop the '\+D' \('td_f16k4f4k2f1k1_g4'\)"),
+     ValueError, r"cannot honour discrete_history"),
     ("+D plan", gen(plan=make_plan("vanilla", 9, DISCRETE)),
-     ValueError, r"not implemented yet"),
+     ValueError, r"cannot honour discrete_history"),
     # ---- a plan and arguments that contradict it
     ("plan and another order", gen(plan=F1_9, order="vanilla"),
      ValueError, r"plan= and order='vanilla' \(the plan's order is 'f1'\).*either a plan or"),
