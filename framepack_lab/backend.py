@@ -17,12 +17,12 @@ VAE, conditioning or caches.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
 
 from .packing import PackedContext
-from .plan import Plan
+from .plan import Plan, Step
 from .schedule import Kernel
 
 # Generation features a backend may offer beyond plain packed-context sampling. The runner refuses
@@ -69,6 +69,10 @@ class Backend(Protocol):
         """Per-section state computed once before the sampler's steps (e.g. RoPE tables); the
         runner stores it in ``context.prepared`` for :meth:`velocity`. No caches hidden elsewhere."""
 
+    def bind_condition(self, plan: Plan, cond: Any) -> Callable[[Step], Any]:
+        """Each step's condition for :meth:`velocity` (e.g. per-section prompts); ``ValueError``
+        for a ``cond`` the plan cannot honour (called before any work)."""
+
 
 class BackendBase:
     """Defaults for the optional parts of :class:`Backend`."""
@@ -84,6 +88,9 @@ class BackendBase:
 
     def prepare_section(self, context: PackedContext) -> Any:
         return None
+
+    def bind_condition(self, plan: Plan, cond: Any) -> Callable[[Step], Any]:
+        return lambda step: cond
 
 
 def check_features(backend: Backend, **options: bool) -> None:

@@ -137,7 +137,8 @@ def generate(backend, first_frame, n_frames: int | None = None, schedule: Schedu
         plan: run this plan instead of building one from ``order``/``schedule``/``n_frames``;
             any of those given as well must agree with the plan (else ``ValueError``).
         cond: passed to ``backend.velocity`` as its fourth argument when given (e.g. HunyuanVideo's
-            prompt and image embeddings); backends are called without it when it is None.
+            prompt and image embeddings), as ``backend.bind_condition(plan, cond)(step)`` (per-section
+            prompts, an end frame); backends are called without it when that is None.
         before_section: called with the plan step just before each section starts (after ``stop``).
         history_noise: flow time ``sigma_test`` in [0, 1) to which the generated history is
             noised before packing (Diffusion Forcing's history noise; the first frame stays
@@ -191,6 +192,7 @@ def generate_many(backend, first_frames, n_frames: int | None = None, schedule: 
     h, w = backend.latent_size(H, W)
     _check_plan_fits(plan, h, w)
     backend.check_plan(plan)  # refuse what the backend cannot run before any work
+    condition_of = backend.bind_condition(plan, cond)  # each step's cond; refuses one the plan cannot honour
     shift = dynamic_shift(BASE.tokens(plan.schedule.generated, h, w)) if shift is None else float(shift)
     sched = sigmas(steps, shift)
 
@@ -202,7 +204,6 @@ def generate_many(backend, first_frames, n_frames: int | None = None, schedule: 
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     seconds: list[float] = []
     stopped = False
-    extra = () if cond is None else (cond,)
 
     bar = None
     if progress:
@@ -218,6 +219,7 @@ def generate_many(backend, first_frames, n_frames: int | None = None, schedule: 
         context = pack(video, step, backend.kernels, history_noise, gens)
         context = dataclasses.replace(context, prepared=backend.prepare_section(context))
         noise = torch.cat([torch.randn((1, C, len(step.generated), h, w), generator=g) for g in gens]).to(video.device)
+        extra = () if (step_cond := condition_of(step)) is None else (step_cond,)
         velocity = _guided_velocity(backend, context, history_guidance, extra)
         section = sample(velocity, noise, sched, sampler)
         video[:, :, list(step.generated)] = section

@@ -63,6 +63,20 @@ def test_official_plan_matches_diffusers_pipeline(backend, image, order, n_secti
     assert "prepare_image_latents" not in vars(backend.pipe)  # the pipeline's own method is back
 
 
+@pytest.mark.parametrize("n_sections", [1, 2, 5])
+def test_end_frame_matches_diffusers_last_image(backend, image, n_sections):
+    """An end frame (condition(..., last_image=end)) vs the pipeline's ``last_image``: the same latents
+    (both handed our end-frame latent, as the first frame's), and a different video than without it."""
+    end = (np.random.default_rng(1).random((H, W, 3)) * 255).astype(np.uint8)
+    kw = dict(window=3, steps=4, seed=7, guidance=6.0)
+    check = hy.compare_with_pipeline(backend, image, PROMPT, "inverted_anti_drifting", n_sections, last_image=end, **kw)
+    torch.testing.assert_close(check.result.latents, check.theirs.float().cpu(), atol=2e-5, rtol=1e-5)
+    plain = hy.compare_with_pipeline(backend, image, PROMPT, "inverted_anti_drifting", n_sections, **kw)
+    assert (check.result.latents - plain.result.latents).abs().max() > 1e-3  # the end frame is really used
+    assert (check.theirs - plain.theirs).abs().max() > 1e-3
+    assert "prepare_image_latents" not in vars(backend.pipe)
+
+
 def test_the_pipeline_takes_our_order_names(backend, image):
     assert hy.SAMPLING_TYPE == {"inverted_anti_drifting": "inverted_anti_drifting", "f1": "vanilla"}
     with pytest.raises(ValueError, match="'f1'"):

@@ -18,23 +18,36 @@ the official demo.
 **Per section.** ``generate`` calls :meth:`HunyuanBackend.prepare_section` once per section: it maps
 the packed context onto the transformer's inputs (:func:`~.inputs.map_context`) on the model's
 device and dtype, and the runner keeps the result in ``context.prepared`` for every sampler step.
+
+**End frame and timed prompts.** ``condition(prompt, image, last_image=end)`` also encodes an end
+frame, and a prompt like ``"[0s-2s] a cat; [2s-4s] a dog"`` gives each section its own prompt
+(:mod:`.prompts`). Before any work ``generate`` asks :meth:`HunyuanBackend.bind_condition` for each
+step's condition: it refuses an end frame outside the inverted order and timed prompts that leave a
+section uncovered, gives each step the text embeddings of its prompt, and gives the end frame's
+latent to the first generated section only, which :func:`~.inputs.place_end_latent` puts in the 1x
+slot right after that section: where diffusers' pipeline puts ``last_image``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
 from ...backend import BackendBase
 from ...frames import as_image
+from ...media import DEFAULT_FPS
 from ...packing import PackedContext
-from ...plan import Plan
+from ...plan import Plan, Step
 from ...runtime import latent_size
 from ...sampler import dynamic_shift
-from .inputs import KERNELS, SPATIAL, check_schedule, check_supported, latent_frames, map_context
+from .inputs import KERNELS, SPATIAL, check_schedule, check_supported, latent_frames, map_context, place_end_latent
+from .prompts import TimedPrompt, check_fps, is_timed, parse_timed_prompts, section_prompts, section_seconds
 
 DEFAULT_GUIDANCE = 10.0        # distilled guidance of the official demo
+END_FRAME_ORDER = "inverted_anti_drifting"  # the one order with an end frame (as diffusers' last_image)
 
 
 @dataclass
@@ -48,6 +61,11 @@ class HunyuanCondition:
         image_embeds: ``(B, N, D_siglip)`` SigLIP last hidden state of the first frame.
         guidance: distilled guidance scale (embedded as ``guidance * 1000``).
         prompt: the prompt text, for display.
+        end_latent: ``(1, C, 1, h, w)`` latent of the end frame (diffusers' ``last_image``), or None.
+        spans: timed prompts (:func:`~.prompts.parse_timed_prompts`), or ``()`` for one prompt; with
+            spans, the three text fields above hold the first span's embeddings.
+        texts: each distinct span text -> its ``(prompt_embeds, prompt_mask, pooled)``, encoded once.
+        fps: frames per second that map timed prompts onto sections.
     """
 
     prompt_embeds: torch.Tensor
@@ -56,6 +74,18 @@ class HunyuanCondition:
     image_embeds: torch.Tensor
     guidance: float
     prompt: str = ""
+    end_latent: torch.Tensor | None = None
+    spans: tuple[TimedPrompt, ...] = ()
+    texts: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
+    fps: float = DEFAULT_FPS
+
+    def for_text(self, text: str) -> "HunyuanCondition":
+        """The one-prompt condition of span text ``text`` (same image, end frame and guidance)."""
+        if text not in self.texts:
+            raise ValueError(f"no embeddings for {text!r}; the timed prompts are {[p.text for p in self.spans]}")
+        embeds, mask, pooled = self.texts[text]
+        return dataclasses.replace(self, prompt_embeds=embeds, prompt_mask=mask, pooled=pooled, prompt=text,
+                                   spans=(), texts={})
 
 
 @dataclass(frozen=True)
@@ -146,20 +176,10 @@ class HunyuanBackend(BackendBase):
 
     # --------------------------------------------------------------- condition
     @torch.no_grad()
-    def condition(self, prompt: str, image, guidance: float = DEFAULT_GUIDANCE,
-                  max_sequence_length: int = 256) -> HunyuanCondition:
-        """Encode the prompt (Llama + CLIP) and the first frame (SigLIP) once.
-
-        Args:
-            prompt: the text prompt.
-            image: the first frame ``(H, W, 3)``, uint8 or float in [0, 1].
-            guidance: distilled guidance scale (official demo 10, diffusers' default 6).
-            max_sequence_length: Llama tokens kept after the template (diffusers' default 256).
-        """
+    def _encode_text(self, prompt: str, max_sequence_length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Llama hidden states ``(1, L, D)`` (template cropped), their mask ``(1, L)``, CLIP pooled ``(1, D')``."""
         from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video_framepack import DEFAULT_PROMPT_TEMPLATE
 
-        if not isinstance(prompt, str):
-            raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
         p, dev, dtype = self.pipe, self.device, self.dtype
         template, crop = DEFAULT_PROMPT_TEMPLATE["template"], DEFAULT_PROMPT_TEMPLATE["crop_start"]
         tok = p.tokenizer(template.format(prompt), max_length=max_sequence_length + crop, padding="max_length",
@@ -168,18 +188,111 @@ class HunyuanBackend(BackendBase):
         hidden = p.text_encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-3]
         tok2 = p.tokenizer_2(prompt, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
         pooled = p.text_encoder_2(tok2.input_ids.to(dev), output_hidden_states=False).pooler_output
+        return hidden[:, crop:].to(dtype), mask[:, crop:].to(dtype), pooled.to(dtype)
+
+    @torch.no_grad()
+    def condition(self, prompt: str, image, guidance: float = DEFAULT_GUIDANCE,
+                  max_sequence_length: int = 256, *, last_image=None, fps: float = DEFAULT_FPS) -> HunyuanCondition:
+        """Encode the prompt (Llama + CLIP), the first frame (SigLIP) and the end frame (VAE) once.
+
+        Args:
+            prompt: the text prompt; or timed prompts, one per stretch of video, when it starts with
+                ``[``: ``"[0s-2s] a cat; [2s-4s] a dog"`` (:mod:`.prompts`; each distinct text is
+                encoded once).
+            image: the first frame ``(H, W, 3)``, uint8 or float in [0, 1].
+            guidance: distilled guidance scale (official demo 10, diffusers' default 6).
+            max_sequence_length: Llama tokens kept after the template (diffusers' default 256).
+            last_image: an end frame ``(H, W, 3)`` of the first frame's size (diffusers'
+                ``last_image``), for the inverted order only (refused for others by ``generate``).
+                Only its VAE latent is used, as in diffusers 0.42.1, whose pipeline computes the
+                mean of both frames' SigLIP embeddings but passes the first frame's to the model.
+            fps: frames per second that map timed prompts onto sections (the official 30).
+
+        Raises:
+            ValueError: before anything is encoded, for a prompt that is not a string, malformed
+                timed prompts, an end frame of another size than the first frame, or a bad ``fps``.
+        """
+        if not isinstance(prompt, str):
+            raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
+        spans = parse_timed_prompts(prompt) if is_timed(prompt) else ()
+        check_fps(fps)
+        first = as_image(image, "image")
+        end = None if last_image is None else as_image(last_image, "last_image")
+        if end is not None and end.shape != first.shape:
+            raise ValueError(f"last_image is {tuple(end.shape[:2])} (H, W) but the first frame is "
+                             f"{tuple(first.shape[:2])}; give an end frame of the first frame's size")
+        if end is not None:
+            self.latent_size(*end.shape[:2])  # the VAE takes it: refuse a size it cannot take before any work
+        texts = {text: self._encode_text(text, max_sequence_length) for text in dict.fromkeys(p.text for p in spans)}
+        embeds, mask, pooled = texts[spans[0].text] if spans else self._encode_text(prompt, max_sequence_length)
+        image_embeds = self._encode_image(first)
+        end_latent = None if end is None else self.encode(end[None, None])  # (1, C, 1, h, w)
+        return HunyuanCondition(embeds, mask, pooled, image_embeds, float(guidance), prompt, end_latent, spans, texts,
+                                float(fps))
+
+    @torch.no_grad()
+    def _encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """SigLIP last hidden state ``(1, N, D)`` of an ``(H, W, 3)`` image in [0, 1]."""
+        p = self.pipe
         pixels = _image_tensor(image)  # (1, 3, H, W) in [-1, 1]
         features = p.feature_extractor(images=(pixels + 1) / 2, return_tensors="pt", do_rescale=False)
-        features = features.to(device=dev, dtype=p.image_encoder.dtype)
-        image_embeds = p.image_encoder(**features).last_hidden_state
-        return HunyuanCondition(hidden[:, crop:].to(dtype), mask[:, crop:].to(dtype), pooled.to(dtype),
-                                image_embeds.to(dtype), float(guidance), prompt)
+        features = features.to(device=self.device, dtype=p.image_encoder.dtype)
+        return p.image_encoder(**features).last_hidden_state.to(self.dtype)
 
     def set_condition(self, prompt: str, image, guidance: float = DEFAULT_GUIDANCE,
-                      max_sequence_length: int = 256) -> HunyuanCondition:
-        """Compute :meth:`condition` and keep it: ``velocity`` uses it when ``generate`` passes none."""
-        self.cond = self.condition(prompt, image, guidance, max_sequence_length)
+                      max_sequence_length: int = 256, *, last_image=None, fps: float = DEFAULT_FPS
+                      ) -> HunyuanCondition:
+        """Compute :meth:`condition` and keep it: ``generate`` uses it when it is given no ``cond``."""
+        self.cond = self.condition(prompt, image, guidance, max_sequence_length, last_image=last_image, fps=fps)
         return self.cond
+
+    def bind_condition(self, plan: Plan, cond: HunyuanCondition | None) -> Callable[[Step], HunyuanCondition]:
+        """Each step's condition for ``plan``; ``generate`` calls it before any work.
+
+        ``cond`` (default: the one from :meth:`set_condition`) is checked against the plan: an end
+        frame needs the inverted order (:data:`END_FRAME_ORDER`), timed prompts must hold the
+        middle of every section (:func:`~.prompts.section_prompts`). Each step gets a one-prompt
+        condition: its prompt's embeddings, and the end frame's latent on the first step only (as
+        diffusers uses ``last_image`` in its first section alone).
+
+        Returns:
+            ``step -> HunyuanCondition`` for the plan's steps.
+
+        Raises:
+            ValueError: no condition at all, an end frame for another order, or a section no timed
+                prompt covers.
+        """
+        cond = cond if cond is not None else self.cond
+        if cond is None:
+            raise ValueError("no condition: call backend.set_condition(prompt, first_frame) before generating "
+                             "(or pass cond=backend.condition(prompt, first_frame) to generate)")
+        if not isinstance(cond, HunyuanCondition):
+            raise ValueError(f"cond must be a HunyuanCondition from backend.condition(prompt, first_frame), got "
+                             f"{type(cond).__name__}")
+        if cond.end_latent is not None and plan.order != END_FRAME_ORDER:
+            raise ValueError(f"an end frame (last_image) needs the {END_FRAME_ORDER!r} order, which generates the "
+                             f"end of the video first toward it; the plan's order is {plan.order!r}. Use "
+                             f"official_plan({END_FRAME_ORDER!r}, n_sections) or make the condition without "
+                             "last_image")
+        texts = section_prompts(cond.spans, plan, cond.fps) if cond.spans else [None] * len(plan.steps)
+        per_step = {}
+        for i, (step, text) in enumerate(zip(plan.steps, texts)):
+            c = cond.for_text(text) if text is not None else cond
+            per_step[step.index] = c if i == 0 or c.end_latent is None else dataclasses.replace(c, end_latent=None)
+        return lambda step: per_step[step.index]
+
+    def section_table(self, plan: Plan, cond: HunyuanCondition | None = None) -> list[dict]:
+        """What each step of ``plan`` is conditioned on, in generation order: one dict per step with
+        ``step``, ``frames`` (latent), ``seconds`` and ``prompt`` (and ``end frame``: whether the
+        step sees it). For display; :meth:`bind_condition` is what ``generate`` uses."""
+        bound = self.bind_condition(plan, cond)
+        fps = (cond if cond is not None else self.cond).fps
+        rows = []
+        for step in plan.steps:
+            c, (start, end) = bound(step), section_seconds(step, fps)
+            rows.append({"step": step.index, "frames": f"{min(step.generated)}-{max(step.generated)}",
+                         "seconds": f"{start:.2f}-{end:.2f}", "prompt": c.prompt, "end frame": c.end_latent is not None})
+        return rows
 
     # ---------------------------------------------------------------- sampling
     def check_plan(self, plan: Plan) -> None:
@@ -220,14 +333,19 @@ class HunyuanBackend(BackendBase):
                  cond: HunyuanCondition | None = None) -> torch.Tensor:
         """Flow velocity ``v = eps - x0`` for the noisy section ``x_t (B, C, S, h, w)`` at ``sigma (B,)``.
 
-        ``cond``: a :class:`HunyuanCondition` (default: the one from :meth:`set_condition`). The
-        transformer inputs come from ``context.prepared`` (:meth:`prepare_section`); when it is
-        ``None`` (a direct call) they are computed here.
+        ``cond``: a one-prompt :class:`HunyuanCondition` (default: the one from :meth:`set_condition`),
+        as :meth:`bind_condition` gives each step; its ``end_latent``, when set, takes the 1x slot
+        right after the section (:func:`~.inputs.place_end_latent`). The transformer inputs come from
+        ``context.prepared`` (:meth:`prepare_section`); when it is ``None`` (a direct call) they are
+        computed here.
         """
         cond = cond if cond is not None else self.cond
         if cond is None:
             raise ValueError("no condition: call backend.set_condition(prompt, first_frame) before generating "
                              "(or pass cond=backend.condition(prompt, first_frame) to generate)")
+        if cond.spans:
+            raise ValueError("a condition with timed prompts has one prompt per section: bind it to a plan first "
+                             "(generate does: backend.bind_condition(plan, cond)(step) is the step's condition)")
         B = x_t.shape[0]
         prepared = context.prepared
         if prepared is None:
@@ -239,6 +357,8 @@ class HunyuanBackend(BackendBase):
                              f"{type(prepared).__name__}); set it with backend.prepare_section(context) or "
                              "leave it None")
         dev, dtype = self.device, self.dtype
+        if cond.end_latent is not None:
+            inputs = place_end_latent(inputs, context, cond.end_latent.to(dev, dtype))
         guidance = torch.tensor([cond.guidance] * B, dtype=dtype, device=dev) * 1000.0
         out = self.transformer(
             hidden_states=x_t.to(dev, dtype), timestep=sigma.to(dev, torch.float32) * 1000.0,

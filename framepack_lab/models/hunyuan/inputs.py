@@ -146,3 +146,36 @@ def map_context(context: PackedContext, x_t: torch.Tensor | None = None) -> dict
         inputs[latents_name] = latents.to(like.device)
         inputs[indices_name] = as_index(positions)
     return inputs
+
+
+def place_end_latent(inputs: dict[str, torch.Tensor], context: PackedContext,
+                     end_latent: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The inputs with the end frame's latent in the 1x slot right after the section.
+
+    That is where diffusers' pipeline puts ``last_image`` in the inverted order's first section
+    (``latents_history_1x = last_image_latents``): the slot at RoPE position ``max(section) + 1``,
+    empty in that section. The official plan has that slot (its blank frame), and it is replaced;
+    our own inverted plans leave empty blocks out, so there the end frame is added as one more 1x
+    frame at that position.
+
+    Args:
+        inputs: :func:`map_context`'s dict for ``context``.
+        context: the section's packed context (for the section's positions).
+        end_latent: ``(1 or B, C, 1, h, w)``, on the inputs' device and dtype.
+
+    Returns:
+        A new dict: ``latents_clean`` (and ``indices_latents_clean`` when the slot was added) are new
+        tensors, the rest are the same.
+    """
+    slot = max(context.positions) + 1
+    clean, where = inputs["latents_clean"], inputs["indices_latents_clean"]  # (B, C, t1, h, w), (t1,)
+    B, C, _, h, w = clean.shape
+    if end_latent.ndim != 5 or end_latent.shape[0] not in (1, B) or tuple(end_latent.shape[1:]) != (C, 1, h, w):
+        raise ValueError(f"the end frame's latent is {tuple(end_latent.shape)} but this section's frames are "
+                         f"(B={B}, C={C}, 1, {h}, {w}); make the condition with a last_image of the first frame's size")
+    end = end_latent.expand(B, -1, -1, -1, -1)
+    if slot in where.tolist():
+        j = where.tolist().index(slot)
+        return {**inputs, "latents_clean": torch.cat([clean[:, :, :j], end, clean[:, :, j + 1:]], dim=2)}
+    return {**inputs, "latents_clean": torch.cat([clean, end], dim=2),
+            "indices_latents_clean": torch.cat([where, where.new_tensor([slot])])}
