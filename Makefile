@@ -4,6 +4,7 @@
 #   make test     set up if needed, then run the whole test suite (notebook runs included)
 #   make e2e      JupyterLab + headless Chromium run the quickstart and click Generate
 #   make bench    the figures a user asks about (speed, per-section cost, memory), one table
+#   make gpu-check  on a CUDA GPU: the CUDA tests, the tiny model's speed, HunyuanVideo in bf16, one table
 #
 # Variables (override on the command line, e.g. `make setup TORCH_SPEC=...`):
 #   TORCH_SPEC   what `pip install` gets for torch, before anything else. Default: the CPU
@@ -59,7 +60,7 @@ endif
 # and pip's exit status.
 QUIET_PIP   = 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
-.PHONY: help setup lab test e2e bench notebooks table1 strip clean distclean FORCE
+.PHONY: help setup lab test e2e bench gpu-check notebooks table1 strip clean distclean FORCE
 
 help: ## list targets
 	@echo "framepack-lab make targets:"
@@ -123,6 +124,9 @@ e2e: setup $(E2E_STAMP) $(CHROMIUM) ## browser test: JupyterLab + headless Chrom
 
 bench: setup ## one table: 64-frame generation time, per-section cost packed vs unpacked, peak memory, import time, time to first frame
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+gpu-check: setup ## on a CUDA GPU: the CUDA tests of both backends, tiny-model speed, HunyuanVideo in bf16 -> build/gpu_check.json (exit 3: no GPU)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/gpu_check.py --out build/gpu_check.json
 
 notebooks: setup ## papermill every notebook (PRESET=smoke by default) into build/executed/
 	@mkdir -p build/executed

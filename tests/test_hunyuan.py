@@ -77,6 +77,17 @@ def test_end_frame_matches_diffusers_last_image(backend, image, n_sections):
     assert "prepare_image_latents" not in vars(backend.pipe)
 
 
+def test_bf16_components_match_the_pipeline(image):
+    """The stand-in in bf16 (as the released weights run): our loop and the pipeline cast the same
+    inputs the same way, so they agree to float rounding; bf16 vs float32 differs by about 2%."""
+    bf16 = hy.tiny_backend(seed=0, vae_tiling=False, dtype=torch.bfloat16)
+    assert bf16.dtype == torch.bfloat16 and bf16.vae.dtype == torch.bfloat16
+    check = hy.compare_with_pipeline(bf16, image, PROMPT, "f1", 2, seed=7)
+    assert check.max_diff < 1e-4 and check.theirs.abs().max() > 1.0
+    with pytest.raises(ValueError, match="dtype must be a floating torch dtype"):
+        hy.tiny_backend(dtype=torch.int8)
+
+
 def test_the_pipeline_takes_our_order_names(backend, image):
     assert hy.SAMPLING_TYPE == {"inverted_anti_drifting": "inverted_anti_drifting", "f1": "vanilla"}
     with pytest.raises(ValueError, match="'f1'"):

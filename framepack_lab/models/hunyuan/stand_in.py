@@ -74,9 +74,23 @@ def _tiny_components(latent_channels: int) -> dict:
             "scheduler": FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True)}
 
 
-def tiny_backend(seed: int = 0, vae_tiling: bool = True) -> HunyuanBackend:
-    """A CPU :class:`~.backend.HunyuanBackend` over :func:`tiny_components`: the real classes and
-    code path with random weights, for tests and CI. It checks the plumbing, not the pictures."""
-    backend = backend_from_components(tiny_components(seed), "cpu", "none", vae_tiling)
+def tiny_backend(seed: int = 0, vae_tiling: bool = True, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32) -> HunyuanBackend:
+    """A :class:`~.backend.HunyuanBackend` over :func:`tiny_components`: the real classes and code
+    path with random weights, for tests and CI. It checks the plumbing, not the pictures.
+
+    Args:
+        seed: seeds the random weights.
+        vae_tiling: as :func:`~.loading.load_hunyuan`.
+        device: ``"cpu"`` (default) or ``"cuda"`` (refused with advice on a machine without one).
+        dtype: weights dtype of every model, e.g. ``torch.bfloat16`` as the released weights run.
+    """
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating torch dtype (torch.float32, torch.bfloat16, ...), got {dtype!r}")
+    components = tiny_components(seed)
+    for module in components.values():
+        if isinstance(module, torch.nn.Module):  # nn.Module.to: diffusers' own .to warns about from_pretrained
+            torch.nn.Module.to(module, dtype)
+    backend = backend_from_components(components, device, "none", vae_tiling)
     backend.name = "hunyuan-tiny-random"
     return backend
