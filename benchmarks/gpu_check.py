@@ -139,8 +139,8 @@ def table(rows: list[dict]) -> str:
         return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
 
     lines = ["| check | value | unit | ok | how |", "|---|---|---|---|---|"]
-    lines += [f"| {r['check']} | {fmt(r['value'])} | {r['unit']} | {'-' if r['ok'] is None else 'yes' if r['ok'] else 'NO'}"
-              f" | {r['how']} |" for r in rows]
+    ok = {None: "-", True: "yes", False: "NO"}
+    lines += [f"| {r['check']} | {fmt(r['value'])} | {r['unit']} | {ok[r['ok']]} | {r['how']} |" for r in rows]
     return "\n".join(lines)
 
 

@@ -291,7 +291,8 @@ class HunyuanBackend(BackendBase):
         for step in plan.steps:
             c, (start, end) = bound(step), section_seconds(step, fps)
             rows.append({"step": step.index, "frames": f"{min(step.generated)}-{max(step.generated)}",
-                         "seconds": f"{start:.2f}-{end:.2f}", "prompt": c.prompt, "end frame": c.end_latent is not None})
+                         "seconds": f"{start:.2f}-{end:.2f}", "prompt": c.prompt,
+                         "end frame": c.end_latent is not None})
         return rows
 
     # ---------------------------------------------------------------- sampling
