@@ -18,6 +18,17 @@ Checkpoints (``DIR/state.safetensors`` + ``DIR/state.json``, :mod:`~framepack_la
 are written every ``checkpoint_every`` steps and on exit; ``--resume`` continues from them. The
 EMA weights are exported to ``DIR/tiny/`` (``load_tiny(DIR / "tiny")``) with a training record.
 The same code runs on CPU and CUDA (``--device cuda``).
+
+:class:`Trainer` is the loop as an object (``setup``, ``step``, ``save``, ``export``, ``run`` with a
+``stop`` callback, ``on_step`` / ``on_checkpoint`` hooks) for notebooks; :func:`train` runs it.
+``--preset smoke|cpu_hour|gpu_minutes`` trains a named preset (:data:`PRESETS_DIR`: the shipped
+config with documented overrides). Several processes train one model with DistributedDataParallel,
+with no other change::
+
+    accelerate launch --multi_gpu --num_processes 4 -m framepack_lab.train --device cuda --out DIR
+
+(``torchrun --nproc_per_node 4 -m framepack_lab.train ...`` too; on CPUs, ``--device cpu`` uses the
+gloo backend). ``DIR`` must be shared by all processes; ``dit.batch`` is per process.
 """
 
 from __future__ import annotations
@@ -48,6 +59,8 @@ from .schedule import PRESETS, Schedule
 from .train_state import load_state, save_state
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "assets" / "tiny_train.json"
+# named overrides of DEFAULT_CONFIG (smoke: CI; cpu_hour: a laptop CPU; gpu_minutes: one GPU)
+PRESETS_DIR = DEFAULT_CONFIG.parent / "train_presets"
 
 # (order, schedule preset, weight) the model learns; the notebooks offer these (and their tail variants)
 TRAIN_MIX = [
@@ -91,6 +104,34 @@ def load_config(path: str | Path) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"training config {path} not found; the shipped one is {DEFAULT_CONFIG}")
     return json.loads(path.read_text())
+
+
+def preset_names() -> list[str]:
+    """The training presets in :data:`PRESETS_DIR` (``smoke``, ``cpu_hour``, ``gpu_minutes``)."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.json"))
+
+
+def preset_info(name: str) -> dict:
+    """A preset file as written: ``{"description", "device", "measured", "overrides"}``."""
+    path = PRESETS_DIR / f"{name}.json"
+    if not path.exists():
+        raise ValueError(f"unknown training preset {name!r}; choose one of {', '.join(preset_names())}")
+    return json.loads(path.read_text())
+
+
+def merge_config(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` applied: dicts merge key by key (recursively), any other value
+    (lists such as ``dit.phases`` included) replaces the base's. Neither argument is changed."""
+    out = json.loads(json.dumps(base))
+    for k, v in overrides.items():
+        out[k] = merge_config(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_preset(name: str) -> dict:
+    """The training config of preset ``name``: the committed :data:`DEFAULT_CONFIG` with the
+    preset's ``overrides`` (:func:`merge_config`). ``ValueError`` naming the presets for an unknown one."""
+    return merge_config(load_config(DEFAULT_CONFIG), preset_info(name)["overrides"])
 
 
 def _seed_all(seed: int) -> None:
@@ -300,119 +341,385 @@ def motion_map(x0: torch.Tensor) -> torch.Tensor:
     return d / d.mean(dim=(2, 3, 4), keepdim=True).clamp_min(1e-6)
 
 
-def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False, steps: int | None = None,
-          progress: bool = True) -> Path:
-    """Run both stages; returns the exported checkpoint folder ``out/tiny``."""
-    from tqdm.auto import tqdm
+# --------------------------------------------------------------------------- distributed
+RANK_SEED_STRIDE = 1_000_003  # rank r draws its batches from seed + start + r * this (rank 0: the single-process draws)
+DIST_TIMEOUT_S = 2 * 3600  # ranks > 0 wait at a barrier while rank 0 runs stage 1
 
-    device = resolve_device(device)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _seed_all(cfg["seed"])
-    logf = open(out / "log.jsonl", "a")
 
-    def log(d):
-        logf.write(json.dumps(d) + "\n")
-        logf.flush()
+class DistEnv(NamedTuple):
+    """Where this process sits in a distributed run: ``rank`` of ``world_size`` processes,
+    ``local_rank`` on its machine. ``world_size == 1`` for a plain ``python -m`` run."""
 
-    dc = dict(cfg["dit"])
-    if steps is not None:
-        dc["steps"] = steps
-    mc = TinyConfig.from_dict(cfg["model"])
+    rank: int
+    world_size: int
+    local_rank: int
 
-    # stage 1: autoencoder (reused when resuming)
-    ae_file = out / "autoencoder.safetensors"
-    from safetensors.torch import load_file
-    if resume and ae_file.exists():
-        ae = TinyAutoencoder(mc.latent_channels, mc.ae_width).to(device)
-        ae.load_state_dict(load_file(str(ae_file)))
-        ae_record = json.loads((out / "autoencoder.json").read_text())
-    else:
-        ae, ae_record = train_autoencoder(cfg, device, log, progress)
-    ae.eval()
-    for p in ae.parameters():
-        p.requires_grad_(False)
-    bank_file = out / "latent_bank.safetensors"
-    if resume and bank_file.exists() and ae_file.exists():  # the bank of this autoencoder, encoded once
-        bank = load_file(str(bank_file))["bank"]
-    else:
-        t_bank = time.time()
-        bank = build_latent_bank(ae, cfg, device, progress)  # also sets the latent statistics
-        ae_record["bank_seconds"] = round(time.time() - t_bank, 1)
-        save_safetensors({k: v.contiguous() for k, v in ae.state_dict().items()}, ae_file)
-        (out / "autoencoder.json").write_text(json.dumps(ae_record))
-        save_safetensors({"bank": bank.contiguous()}, bank_file)
-    occluded_bank = _cached_bank(out / "latent_bank_occluded.safetensors", resume and ae_file.exists(),
-                                 lambda: build_latent_bank(ae, cfg, device, progress, occluded=True)
-                                 ) if cfg["data"].get("occluded_videos") else None
-    codebooks = _cached_codebooks(out / "codebooks.safetensors", resume and ae_file.exists(), bank,
-                                  cfg["data"].get("codebook_ks", ()), cfg["seed"])
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
 
-    # stage 2: DiT (seeded on its own, so a run resumed after stage 1 matches an uninterrupted one)
-    torch.manual_seed(cfg["seed"] + 2)
-    model = TinyFramePack(mc).to(device)
-    ema = TinyFramePack(mc).to(device)
-    ema.load_state_dict(model.state_dict())
-    ema.requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=dc["lr"], weight_decay=dc["weight_decay"], betas=(0.9, 0.99))
-    start, record = 0, {"dit_seconds": 0.0, "losses": []}
-    if resume and (out / "state.safetensors").exists():
-        start, record = load_state(out, model, ema, opt)
-    rng = random.Random(cfg["seed"] + start)
-    gen = torch.Generator().manual_seed(cfg["seed"] + start)
-    n_params = sum(p.numel() for p in model.parameters())
-    log({"stage": "dit", "params": n_params, "start": start})
 
-    def export(step):
+def dist_env(environ=None) -> DistEnv:
+    """The :class:`DistEnv` set by ``accelerate launch`` / ``torchrun`` (``RANK``, ``WORLD_SIZE``,
+    ``LOCAL_RANK``); a single process when they are absent. ``ValueError`` for values that do not fit."""
+    environ = os.environ if environ is None else environ
+    try:
+        world_size = int(environ.get("WORLD_SIZE", "1"))
+        rank = int(environ.get("RANK", "0"))
+        local_rank = int(environ.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        raise ValueError("RANK, WORLD_SIZE and LOCAL_RANK must be whole numbers (as accelerate launch or torchrun "
+                         f"set them), got {environ.get('RANK')!r}, {environ.get('WORLD_SIZE')!r}, "
+                         f"{environ.get('LOCAL_RANK')!r}") from None
+    if world_size < 1 or not 0 <= rank < world_size or local_rank < 0:
+        raise ValueError(f"inconsistent launch environment: RANK={rank}, WORLD_SIZE={world_size}, "
+                         f"LOCAL_RANK={local_rank}; launch with accelerate launch or torchrun, or unset them")
+    return DistEnv(rank, world_size, local_rank)
+
+
+def _replica_module(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` wrapped in DistributedDataParallel (gradients averaged over the ranks during
+    ``backward``), still answering the attributes :func:`training_loss` reads (``config``, ``kernels``)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    class Replica(DistributedDataParallel):
+        def __getattr__(self, name):
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                return getattr(self.module, name)
+
+    # each batch draws its own plan step: kernels (and the history MLP under history dropout) a
+    # rank's batch does not use get no gradient there, so DDP must look for unused parameters
+    return Replica(module, find_unused_parameters=True)
+
+
+# ------------------------------------------------------------------------------- trainer
+class Trainer:
+    """Training as a stepping object: :meth:`setup` (stage 1 and the DiT), :meth:`step` (one DiT
+    step), :meth:`save` (resumable checkpoint + export), :meth:`run` (steps until done or stopped).
+
+    :func:`train` and the CLI are ``Trainer(...).run()``; notebooks (:class:`~framepack_lab.widgets.TrainPanel`)
+    step it themselves. A single-process run draws exactly what :func:`train` always drew (the
+    pinned-numerics test). Under ``accelerate launch`` / ``torchrun`` (:func:`dist_env`) it trains
+    with DistributedDataParallel: rank 0 runs stage 1 and the others read its files (``out`` must
+    be shared), every rank draws its own batches (seed offset :data:`RANK_SEED_STRIDE` per rank),
+    gradients are averaged, and only rank 0 writes logs, checkpoints and the export.
+
+    Args:
+        cfg: a training config (:func:`load_config`, :func:`load_preset`).
+        out: output folder (``state.*``, ``log.jsonl``, ``tiny/``, the autoencoder and banks).
+        device: ``"cpu"``, ``"cuda"``, ``"auto"``, ...; refused (``ValueError``) before any work when
+            this machine lacks it. In a distributed run ``"cuda"`` means ``cuda:LOCAL_RANK``.
+        resume: continue from ``out/state.safetensors`` (reusing the autoencoder and banks).
+        steps: override ``dit.steps``.
+        progress: tqdm bars (rank 0).
+        on_step: called after every DiT step with :meth:`step`'s dict (rank 0).
+        on_checkpoint: called with the step after every checkpoint is written (rank 0).
+
+    A single-process checkpoint also holds the batch-drawing RNG states, so a run stopped at any
+    step and resumed ends with the same weights as an uninterrupted one (checkpoints written before
+    that, and distributed ones, reseed from ``seed + step`` on resume, as they always did).
+    """
+
+    def __init__(self, cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
+                 steps: int | None = None, progress: bool = True, on_step=None, on_checkpoint=None):
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+            raise ValueError(f"steps must be a whole number >= 0 (DiT steps to reach), got {steps!r}")
+        self.env = dist_env()
+        dev = resolve_device(device)
+        if self.env.distributed and dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", self.env.local_rank)  # one GPU per process
+        self.cfg, self.out, self.device = cfg, Path(out), dev
+        self.resume, self.progress = resume, progress
+        self.on_step, self.on_checkpoint = on_step, on_checkpoint
+        self.dc = dict(cfg["dit"])
+        if steps is not None:
+            self.dc["steps"] = steps
+        self.mc = TinyConfig.from_dict(cfg["model"])
+        self.step_count = 0  # DiT steps done
+        self.loss_avg: float | None = None
+        self.stopped = False
+        self._ready = False
+        self._logf = None
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 (the only process in a plain run): the one that writes files."""
+        return self.env.rank == 0
+
+    @property
+    def total_steps(self) -> int:
+        return self.dc["steps"]
+
+    @property
+    def ready(self) -> bool:
+        """Whether :meth:`setup` has run (stage 1 done, the DiT built)."""
+        return self._ready
+
+    @property
+    def done(self) -> bool:
+        return self.step_count >= self.dc["steps"]
+
+    def log(self, d: dict) -> None:
+        """Append ``d`` to ``out/log.jsonl`` (rank 0)."""
+        if self._logf is not None:
+            self._logf.write(json.dumps(d) + "\n")
+            self._logf.flush()
+
+    # ---------------------------------------------------------------------------- setup
+    def setup(self) -> "Trainer":
+        """Stage 1 (autoencoder, latent banks, codebooks; reused from ``out`` when resuming) and the
+        DiT, its EMA and AdamW (loaded from the checkpoint when resuming). Idempotent."""
+        if self._ready:
+            return self
+        cfg, dc, mc, out, device = self.cfg, self.dc, self.mc, self.out, self.device
+        if self.env.distributed:
+            import datetime
+
+            import torch.distributed as dist
+
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                        timeout=datetime.timedelta(seconds=DIST_TIMEOUT_S))
+        if self.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            self._logf = open(out / "log.jsonl", "a")
+        _seed_all(cfg["seed"])
+
+        # stage 1: autoencoder (reused when resuming; ranks > 0 read what rank 0 wrote)
+        if self.is_main:
+            self._stage1(resume=self.resume)
+        self._barrier()
+        if not self.is_main:
+            self._stage1(resume=True)
+        self._barrier()  # nobody rewrites a file another rank is still reading
+
+        # stage 2: DiT (seeded on its own, so a run resumed after stage 1 matches an uninterrupted one)
+        torch.manual_seed(cfg["seed"] + 2)
+        self.model = TinyFramePack(mc).to(device)
+        self.ema = TinyFramePack(mc).to(device)
+        self.ema.load_state_dict(self.model.state_dict())
+        self.ema.requires_grad_(False)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=dc["lr"], weight_decay=dc["weight_decay"],
+                                     betas=(0.9, 0.99))
+        start, self.record, rng_state = 0, {"dit_seconds": 0.0, "losses": []}, None
+        if self.resume and (out / "state.safetensors").exists():
+            start, self.record, rng_state = load_state(out, self.model, self.ema, self.opt, with_rng=True)
+        self.step_count = start
+        seed = cfg["seed"] + start + self.env.rank * RANK_SEED_STRIDE
+        self.rng = random.Random(seed)
+        self.gen = torch.Generator().manual_seed(seed)
+        if rng_state is not None and not self.env.distributed:  # where the stopped run would have gone on
+            self.rng.setstate(rng_state["python"])
+            self.gen.set_state(rng_state["torch"])
+        self.forward_model = _replica_module(self.model) if self.env.distributed else self.model
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.log({"stage": "dit", "params": self.n_params, "start": start})
+        if self.env.distributed:
+            self.log({"stage": "ddp", "world_size": self.env.world_size,
+                      "backend": "nccl" if device.type == "cuda" else "gloo"})
+        self._ready = True
+        return self
+
+    def _stage1(self, resume: bool) -> None:
+        """The autoencoder, the latent bank(s) and the codebooks: trained and written to ``out``, or
+        read from there when ``resume`` and they exist."""
+        from safetensors.torch import load_file
+
+        cfg, mc, out, device, progress = self.cfg, self.mc, self.out, self.device, self.progress and self.is_main
+        ae_file = out / "autoencoder.safetensors"
+        if resume and ae_file.exists():
+            ae = TinyAutoencoder(mc.latent_channels, mc.ae_width).to(device)
+            ae.load_state_dict(load_file(str(ae_file)))
+            ae_record = json.loads((out / "autoencoder.json").read_text())
+        else:
+            ae, ae_record = train_autoencoder(cfg, device, self.log, progress)
+        ae.eval()
+        for p in ae.parameters():
+            p.requires_grad_(False)
+        bank_file = out / "latent_bank.safetensors"
+        if resume and bank_file.exists() and ae_file.exists():  # the bank of this autoencoder, encoded once
+            bank = load_file(str(bank_file))["bank"]
+        else:
+            t_bank = time.time()
+            bank = build_latent_bank(ae, cfg, device, progress)  # also sets the latent statistics
+            ae_record["bank_seconds"] = round(time.time() - t_bank, 1)
+            save_safetensors({k: v.contiguous() for k, v in ae.state_dict().items()}, ae_file)
+            (out / "autoencoder.json").write_text(json.dumps(ae_record))
+            save_safetensors({"bank": bank.contiguous()}, bank_file)
+        reuse = resume and ae_file.exists()
+        self.occluded_bank = _cached_bank(out / "latent_bank_occluded.safetensors", reuse,
+                                          lambda: build_latent_bank(ae, cfg, device, progress, occluded=True)
+                                          ) if cfg["data"].get("occluded_videos") else None
+        self.codebooks = _cached_codebooks(out / "codebooks.safetensors", reuse, bank,
+                                           cfg["data"].get("codebook_ks", ()), cfg["seed"])
+        self.ae, self.ae_record, self.bank = ae, ae_record, bank
+
+    def _barrier(self) -> None:
+        if self.env.distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    # ----------------------------------------------------------------------------- step
+    def step(self) -> dict:
+        """One DiT step (all ranks together in a distributed run). Returns ``{"step"`` (steps done),
+        ``"loss"`` (this batch; the mean over ranks when distributed), ``"loss_ema"``, ``"lr"``,
+        ``"order"``, ``"schedule"``, ``"seconds"`` (DiT seconds so far)``}``; calls ``on_step`` with it."""
+        self.setup()
+        if self.done:
+            raise ValueError(f"training already reached its {self.dc['steps']} DiT steps; raise `steps` to go on")
+        dc, step, t0 = self.dc, self.step_count, time.time()
+        lr = warmup_cosine(step, dc["lr"], dc["warmup"], dc["steps"])
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        sc = phase_settings(dc, step)
+        task = sample_task(self.rng, self.bank.shape[2], sc)
+        p_occ = sc.get("occluded_prob", 0.0) if self.occluded_bank is not None else 0.0
+        source = self.occluded_bank if p_occ > 0 and self.rng.random() < p_occ else self.bank  # forgetting: hidden sprites
+        loss = training_loss(self.forward_model, source, task, sc, self.gen, self.rng, self.device, self.codebooks)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()  # DDP: gradients averaged over the ranks here
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        with torch.no_grad():
+            decay = min(dc["ema"], (1 + step) / (10 + step))
+            for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
+                pe.lerp_(pm, 1 - decay)
+        value, rank_losses = loss.item(), None
+        if self.env.distributed:
+            rank_losses = self._gather(loss.detach().reshape(1)).tolist()
+            value = sum(rank_losses) / len(rank_losses)
+        self.loss_avg = value if self.loss_avg is None else 0.98 * self.loss_avg + 0.02 * value
+        self.record["dit_seconds"] += time.time() - t0
+        self.step_count = step + 1
+        info = {"step": self.step_count, "loss": value, "loss_ema": self.loss_avg, "lr": lr, "order": task.order,
+                "schedule": task.schedule.name, "seconds": round(self.record["dit_seconds"], 1)}
+        if step % 25 == 0:
+            line = {"stage": "dit", "step": step, "loss": value, "loss_ema": self.loss_avg, "order": task.order,
+                    "schedule": task.schedule.name, "seconds": round(self.record["dit_seconds"], 1)}
+            if rank_losses is not None:
+                line["rank_losses"] = rank_losses  # each rank's own batch
+            self.log(line)
+        if self.step_count % self.cfg["checkpoint_every"] == 0:
+            self.record["losses"].append(round(self.loss_avg, 5))
+            self.save()
+        if self.on_step is not None and self.is_main:
+            self.on_step(info)
+        return info
+
+    def _gather(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` of every rank, concatenated in rank order."""
+        import torch.distributed as dist
+
+        parts = [torch.empty_like(t) for _ in range(self.env.world_size)]
+        dist.all_gather(parts, t.contiguous())
+        return torch.cat(parts).cpu()
+
+    # ---------------------------------------------------------------------- save / export
+    def save(self) -> None:
+        """Write the resumable checkpoint (``state.*``) and the export (``tiny/``) at the current
+        step (rank 0; other ranks return at once); calls ``on_checkpoint``."""
+        if not self.is_main:
+            return
+        rng = None if self.env.distributed else {"python": self.rng.getstate(), "torch": self.gen.get_state()}
+        save_state(self.out, self.model, self.ema, self.opt, self.step_count, self.record, rng=rng)
+        self.export()
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(self.step_count)
+
+    def export(self) -> Path:
+        """The EMA weights, the autoencoder and the codebooks as ``out/tiny`` (``load_tiny``), with
+        the training record; returns the folder (rank 0 writes it)."""
+        dc, record, device = self.dc, self.record, self.device
         rec = {"training_record": {
-            "steps": step, "batch": dc["batch"], "dit_seconds": round(record["dit_seconds"], 1),
-            "dit_params": n_params, "final_loss_ema": record["losses"][-1] if record["losses"] else None,
-            "autoencoder": ae_record, "device": str(device), "torch": torch.__version__,
+            "steps": self.step_count, "batch": dc["batch"], "dit_seconds": round(record["dit_seconds"], 1),
+            "dit_params": self.n_params, "final_loss_ema": record["losses"][-1] if record["losses"] else None,
+            "autoencoder": self.ae_record, "device": str(device), "torch": torch.__version__,
             "hardware": (torch.cuda.get_device_name(device) if device.type == "cuda"
                          else f"{platform.machine()} {os.cpu_count()} cores"),
-            "threads": torch.get_num_threads(), "config": cfg}}
-        save_tiny(out / "tiny", ema, ae, rec, codebooks)
+            "threads": torch.get_num_threads(), "config": self.cfg}}
+        if self.env.distributed:
+            rec["training_record"]["world_size"] = self.env.world_size  # batch is per rank
+        if self.is_main:
+            save_tiny(self.out / "tiny", self.ema, self.ae, rec, self.codebooks)
+        return self.out / "tiny"
 
-    loss_avg, t_last = None, time.time()
-    bar = tqdm(range(start, dc["steps"]), desc="dit", disable=not progress, initial=start, total=dc["steps"])
-    step = start
+    def backend(self):
+        """The current EMA weights as a :class:`~framepack_lab.models.tiny.TinyBackend` (shared
+        weights, in eval mode: sample between steps, do not train it)."""
+        from .models.tiny import TinyBackend
+
+        self.setup()
+        return TinyBackend(self.ema.eval(), self.ae, device=self.device, codebooks=dict(self.codebooks))
+
+    # ------------------------------------------------------------------------------ run
+    def run(self, stop=None) -> Path:
+        """Step until ``dit.steps`` or until ``stop()`` returns True (checked between steps, on
+        rank 0 and shared with the others); then write the checkpoint and the export, also when
+        an exception ends the run. Returns ``out/tiny``."""
+        from tqdm.auto import tqdm
+
+        self.setup()
+        bar = tqdm(total=self.dc["steps"], initial=self.step_count, desc="dit",
+                   disable=not (self.progress and self.is_main))
+        try:
+            while not self.done:
+                if self._should_stop(stop):
+                    self.stopped = True
+                    break
+                self.step()
+                bar.update(1)
+                bar.set_postfix(loss=f"{self.loss_avg:.4f}")
+        finally:
+            bar.close()
+            if self.loss_avg is not None:
+                self.record["losses"].append(round(self.loss_avg, 5))
+            self.save()
+        if self.env.distributed:
+            self._check_replicas()
+        return self.out / "tiny"
+
+    def _should_stop(self, stop) -> bool:
+        flag = bool(stop()) if stop is not None and self.is_main else False
+        if not self.env.distributed:
+            return flag
+        import torch.distributed as dist
+
+        t = torch.tensor([float(flag)], device=self.device)
+        dist.broadcast(t, 0)
+        return bool(t.item())
+
+    def _check_replicas(self) -> None:
+        """Log whether every rank holds the same weights (they must, after averaged gradients)."""
+        flat = torch.cat([p.detach().flatten() for p in self.model.parameters()])
+        every = self._gather(flat).view(self.env.world_size, -1)
+        same = all(torch.equal(every[0], every[r]) for r in range(1, self.env.world_size))
+        self.log({"stage": "ddp", "step": self.step_count, "world_size": self.env.world_size,
+                  "replicas_identical": same, "weight_sums": every.double().sum(dim=1).tolist()})
+
+    def close(self) -> None:
+        """Close the log (and leave the process group of a distributed run)."""
+        if self._logf is not None:
+            self._logf.close()
+            self._logf = None
+        if self.env.distributed:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False, steps: int | None = None,
+          progress: bool = True, stop=None, on_step=None, on_checkpoint=None) -> Path:
+    """Run both stages (:class:`Trainer`); returns the exported checkpoint folder ``out/tiny``.
+    ``stop``, ``on_step`` and ``on_checkpoint`` as in :meth:`Trainer.run` and :class:`Trainer`."""
+    trainer = Trainer(cfg, out, device, resume, steps, progress, on_step=on_step, on_checkpoint=on_checkpoint)
     try:
-        for step in bar:
-            for g in opt.param_groups:
-                g["lr"] = warmup_cosine(step, dc["lr"], dc["warmup"], dc["steps"])
-            sc = phase_settings(dc, step)
-            task = sample_task(rng, bank.shape[2], sc)
-            p_occ = sc.get("occluded_prob", 0.0) if occluded_bank is not None else 0.0
-            source = occluded_bank if p_occ > 0 and rng.random() < p_occ else bank  # forgetting: hidden sprites
-            loss = training_loss(model, source, task, sc, gen, rng, device, codebooks)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            with torch.no_grad():
-                decay = min(dc["ema"], (1 + step) / (10 + step))
-                for pe, pm in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(pm, 1 - decay)
-            loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
-            now = time.time()
-            record["dit_seconds"] += now - t_last
-            t_last = now
-            bar.set_postfix(loss=f"{loss_avg:.4f}")
-            if step % 25 == 0:
-                log({"stage": "dit", "step": step, "loss": loss.item(), "loss_ema": loss_avg, "order": task.order,
-                     "schedule": task.schedule.name, "seconds": round(record["dit_seconds"], 1)})
-            if (step + 1) % cfg["checkpoint_every"] == 0:
-                record["losses"].append(round(loss_avg, 5))
-                save_state(out, model, ema, opt, step + 1, record)
-                export(step + 1)
-        step = dc["steps"]
+        return trainer.run(stop)
     finally:
-        if loss_avg is not None:
-            record["losses"].append(round(loss_avg, 5))
-        save_state(out, model, ema, opt, step, record)
-        export(step)
-        logf.close()
-    return out / "tiny"
+        trainer.close()
 
 
 def _cached_bank(path: Path, reuse: bool, build) -> torch.Tensor:
@@ -446,15 +753,24 @@ def _cached_codebooks(path: Path, reuse: bool, bank: torch.Tensor, ks, seed: int
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="training config JSON (default: the shipped one)")
+    p.add_argument("--config", default=None, help="training config JSON (default: the shipped one)")
+    p.add_argument("--preset", default=None, help=f"a named training preset instead of --config ({PRESETS_DIR.name}/)")
     p.add_argument("--out", default="runs/tiny", help="output folder (checkpoints, log.jsonl, tiny/)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, mps, ... or auto (CUDA when available, else CPU)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps, ... or auto (CUDA when available, else CPU); "
+                   "under accelerate launch / torchrun, cuda is each process's own GPU")
     p.add_argument("--steps", type=int, default=None, help="override the DiT steps of the config")
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.safetensors")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    path = train(load_config(a.config), a.out, a.device, a.resume, a.steps, not a.no_progress)
-    print(f"exported {path}")
+    if a.config is not None and a.preset is not None:
+        p.error("give --config or --preset, not both (a preset is the shipped config with its overrides)")
+    try:
+        cfg = load_preset(a.preset) if a.preset is not None else load_config(a.config or DEFAULT_CONFIG)
+    except ValueError as e:
+        p.error(str(e))
+    path = train(cfg, a.out, a.device, a.resume, a.steps, not a.no_progress)
+    if dist_env().rank == 0:
+        print(f"exported {path}")
 
 
 if __name__ == "__main__":

@@ -253,3 +253,82 @@ def test_train_refuses_a_device_this_machine_lacks(tmp_path):
     with pytest.raises(ValueError, match="unknown device 'gpu0'"):
         train(tiny_train_config(), tmp_path, device="gpu0", progress=False)
     assert not (tmp_path / "log.jsonl").exists()  # refused before any work
+
+
+# ------------------------------------------------------------------- presets, Trainer, hooks
+def test_presets_are_the_shipped_config_with_documented_overrides():
+    from framepack_lab.train import load_preset, merge_config, preset_info, preset_names
+
+    base = load_config(DEFAULT_CONFIG)
+    assert preset_names() == ["cpu_hour", "gpu_minutes", "smoke"]
+    assert load_preset("gpu_minutes") == base  # the committed config, for a GPU
+    cpu = load_preset("cpu_hour")
+    assert cpu["model"] == base["model"] and cpu["dit"]["batch"] == base["dit"]["batch"]
+    assert (cpu["dit"]["steps"], cpu["data"]["videos"], cpu["ae"]["steps"]) == (2800, 300, 400)
+    assert [p["from_step"] for p in cpu["dit"]["phases"]] == [1200, 1500, 2200]
+    for name in preset_names():
+        info = preset_info(name)
+        assert {"description", "device", "measured", "overrides"} <= set(info)
+        cfg = load_preset(name)
+        assert merge_config(base, info["overrides"]) == cfg
+        assert all(p["from_step"] < cfg["dit"]["steps"] for p in cfg["dit"]["phases"]), name
+    with pytest.raises(ValueError, match="unknown training preset 'fast'; choose one of cpu_hour, gpu_minutes, smoke"):
+        load_preset("fast")
+
+
+def test_merge_config_merges_dicts_and_replaces_lists():
+    from framepack_lab.train import merge_config
+
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": 2}
+    assert merge_config(base, {"a": {"y": [3]}, "c": 4}) == {"a": {"x": 1, "y": [3]}, "b": 2, "c": 4}
+    assert base == {"a": {"x": 1, "y": [1, 2]}, "b": 2}  # unchanged
+
+
+def test_cli_refuses_a_config_and_a_preset_together(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--config", str(DEFAULT_CONFIG), "--preset", "smoke", "--out", str(tmp_path)])
+    assert "give --config or --preset, not both" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--preset", "laptop", "--out", str(tmp_path)])
+    assert "unknown training preset 'laptop'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_stop_callback_and_hooks(tmp_path):
+    from framepack_lab.train import load_preset
+
+    seen, checkpoints = [], []
+    train(load_preset("smoke"), tmp_path, progress=False, stop=lambda: len(seen) >= 2,
+          on_step=seen.append, on_checkpoint=checkpoints.append)
+    assert [d["step"] for d in seen] == [1, 2] and checkpoints == [2]
+    assert {"step", "loss", "loss_ema", "lr", "order", "schedule", "seconds"} == set(seen[0])
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["step"] == 2 and len(state["rng"]["python"][1]) == 625  # Mersenne Twister state
+
+
+def test_trainer_steps_one_at_a_time_and_refuses_past_the_end(tmp_path):
+    from framepack_lab.train import Trainer, load_preset
+
+    t = Trainer(load_preset("smoke"), tmp_path, steps=2, progress=False)
+    assert not t.ready and not (tmp_path / "log.jsonl").exists()
+    assert t.step()["step"] == 1 and t.ready
+    t.step()
+    assert t.done
+    with pytest.raises(ValueError, match="already reached its 2 DiT steps"):
+        t.step()
+    with pytest.raises(ValueError, match="steps must be a whole number >= 0"):
+        Trainer(load_preset("smoke"), tmp_path, steps=-1)
+    t.close()
+
+
+def test_a_checkpoint_without_rng_states_still_resumes(tmp_path):
+    """Checkpoints written before the RNG states were saved reseed from seed + step, as they did."""
+    from framepack_lab.train import load_preset
+
+    cfg = load_preset("smoke")
+    train(cfg, tmp_path, steps=2, progress=False)
+    state = json.loads((tmp_path / "state.json").read_text())
+    del state["rng"]
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    train(cfg, tmp_path, steps=3, resume=True, progress=False)
+    assert json.loads((tmp_path / "state.json").read_text())["step"] == 3

@@ -27,11 +27,13 @@ from .common import (SEED_RANGE, TINY_LATENT, PlanFactory, check_seed, error_htm
 from .context_length_panel import ContextLengthPanel
 from .generate_panel import GeneratePanel
 from .schedule_panel import SchedulePanel
+from .train_panel import TrainPanel
 
 __all__ = [
     "ContextLengthPanel",
     "SchedulePanel",
     "GeneratePanel",
+    "TrainPanel",
     "PlanFactory",
     "official_plan_factory",
     "TINY_LATENT",
