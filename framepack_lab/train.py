@@ -492,6 +492,9 @@ class Trainer:
             self._stage1(resume=self.resume)
         self._barrier()
         if not self.is_main:
+            if not (out / "autoencoder.safetensors").exists():
+                raise ValueError(f"rank {self.env.rank} cannot see rank 0's stage-1 files in {out}: in a "
+                                 "distributed run --out must be a folder every process shares (same path)")
             self._stage1(resume=True)
         self._barrier()  # nobody rewrites a file another rank is still reading
 

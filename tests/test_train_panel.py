@@ -128,3 +128,16 @@ def test_a_click_shows_errors_in_the_panel_not_a_traceback(tmp_path, monkeypatch
     p.train_button.click()
     assert p.error == "the bank is empty" and "error: the bank is empty" in p.status.value
     assert not p.train_button.disabled and p.stop_button.disabled
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the CPU path is tested above)")
+def test_trains_stops_and_resumes_on_cuda(tmp_path):
+    p = panel(smoke(steps=4), tmp_path, device="cuda", sample_every=100)
+    hook = p.trainer.on_step
+    p.trainer.on_step = lambda info: (hook(info), info["step"] == 2 and p.stop())
+    p.run()
+    assert p.trainer.stopped and p.trainer.step_count == 2 and "cuda" in p.status.value
+    again = panel(smoke(steps=4), tmp_path, device="cuda", sample_every=100, resume=True)
+    again.run()  # the AdamW moments are loaded onto the GPU
+    assert again.trainer.step_count == 4 and np.isfinite([loss for _, loss, _ in again.losses]).all()
+    assert again.backend().device.type == "cuda"
