@@ -19,7 +19,15 @@ Rows (a Markdown table, so it pastes into an issue or the README):
   resolution), when the video has reached 8 and 32 sections: one vanilla run of the largest count
   through ``framepack_lab.cost.section_costs``; the section at count N is the last section of an
   N-section video (its history is the same), timed at ``--cost-steps`` sampler steps, with the
-  extra RSS it needed.
+  extra RSS it needed;
+- step caching (``generate(cache=...)``, TeaCache's rule, :mod:`framepack_lab.step_cache`) at the
+  official demo's thresholds (``--cache 0.1 0.15``): seconds per 64-frame video with the cache off
+  and on (median of ``--repeats``, after a warm-up; the settings take turns, so a machine that
+  slows down slows all of them alike), the speed-up in wall time and in this process's CPU time
+  (steadier than wall time on a shared CPU; meaningless on a GPU), the share of model evaluations
+  skipped, and what the cache does to the video: the change in sprite presence (over every frame),
+  in drift (the start-end contrast) and in motion (path length relative to the world's), over
+  ``--cache-worlds`` held-out worlds (``framepack_lab.evaluate``).
 
 Timings depend on the machine and on what else runs on it; the header line says what ran them.
 """
@@ -91,8 +99,58 @@ def _run_python(args: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def cache_rows(backend, first, n_frames: int, steps: int, order: str, thresholds=(0.1, 0.15), worlds: int = 4,
+               repeats: int = 3) -> list[tuple[str, float, str, str]]:
+    """Step caching at each threshold against the cache off: time, speed-up, evaluations skipped,
+    and the change in presence and drift over ``worlds`` held-out worlds."""
+    from framepack_lab.evaluate import heldout_seeds, run_order, score_videos
+    from framepack_lab.generate import generate
+
+    settings = [None, *thresholds]
+    label = {t: "off" if t is None else f"{t:g}" for t in settings}
+    for t in settings:  # warm-up
+        generate(backend, first, n_frames=min(n_frames, 9), steps=min(steps, 2), cache=t)
+    times = {t: [] for t in settings}
+    cpu = {t: [] for t in settings}
+    counts = {t: [0, 0] for t in thresholds}  # computed, skipped over the timed runs
+    for r in range(repeats):
+        for t in settings:  # in turns
+            t0, c0 = time.perf_counter(), time.process_time()
+            res = generate(backend, first, n_frames=n_frames, order=order, steps=steps, seed=r, cache=t)
+            times[t].append(time.perf_counter() - t0)
+            cpu[t].append(time.process_time() - c0)
+            if t is not None:
+                counts[t][0] += res.info["cache"]["computed"]
+                counts[t][1] += res.info["cache"]["skipped"]
+    seeds = heldout_seeds(worlds)
+    scores = {t: score_videos(run_order(backend, order, seeds, n_frames, steps, cache=t)[0], seeds) for t in settings}
+    how = f"shipped tiny model, {order}, {steps} steps; median of {repeats} warm runs, settings in turns"
+    off, off_cpu = statistics.median(times[None]), statistics.median(cpu[None])
+    rows = [(f"generate {n_frames} frames, step cache off", off, "s", how),
+            ("presence, step cache off", scores[None]["presence"], "fraction",
+             f"sprites of the first frame found, over all frames of {worlds} held-out worlds"),
+            ("drift, step cache off", scores[None]["drift"], "contrast",
+             f"start-end contrast of the colour distance to frame 0 (Eq. 4), {worlds} held-out worlds")]
+    for t in thresholds:
+        med, (computed, skipped) = statistics.median(times[t]), counts[t]
+        rows += [(f"generate {n_frames} frames, step cache {label[t]}", med, "s", how),
+                 (f"step cache {label[t]}: speed-up", off / med, "x", "wall seconds with the cache off / on"),
+                 (f"step cache {label[t]}: speed-up, CPU time", off_cpu / statistics.median(cpu[t]), "x",
+                  "this process's CPU seconds with the cache off / on (medians of the same runs)"),
+                 (f"step cache {label[t]}: evaluations skipped", 100.0 * skipped / max(computed + skipped, 1), "%",
+                  f"{skipped} of {computed + skipped} model evaluations of the timed runs skipped"),
+                 (f"step cache {label[t]}: presence change", scores[t]["presence"] - scores[None]["presence"],
+                  "fraction", f"presence with the cache minus without, {worlds} held-out worlds (same seeds)"),
+                 (f"step cache {label[t]}: drift change", scores[t]["drift"] - scores[None]["drift"], "contrast",
+                  f"drift with the cache minus without, {worlds} held-out worlds (same seeds)"),
+                 (f"step cache {label[t]}: motion change", scores[t]["motion"] - scores[None]["motion"], "ratio",
+                  f"sprite path length / the world's, with the cache minus without, {worlds} held-out worlds")]
+    return rows
+
+
 def run_bench(repeats: int = 3, n_frames: int = 64, steps: int | None = None, order: str | None = None,
-              sections: tuple[int, ...] = (8, 32), cost_steps: int = 4) -> list[tuple[str, float, str, str]]:
+              sections: tuple[int, ...] = (8, 32), cost_steps: int = 4, cache: tuple[float, ...] = (0.1, 0.15),
+              cache_worlds: int = 4) -> list[tuple[str, float, str, str]]:
     """Measure everything; returns rows ``(figure, value, unit, how)``."""
     from framepack_lab.generate import DEFAULT_ORDER, generate
 
@@ -122,6 +180,8 @@ def run_bench(repeats: int = 3, n_frames: int = 64, steps: int | None = None, or
                  f"(cold, in the fresh process: {qs['total_s']:.1f} s incl. imports and load)"))
     rows.append(("peak memory, quickstart process", qs["peak_rss_mb"], "MB",
                  f"peak RSS of the fresh process that imported, loaded and generated {n_frames} frames"))
+    if cache:
+        rows += cache_rows(backend, first, n_frames, steps, order, tuple(cache), cache_worlds, repeats)
 
     from framepack_lab.cost import section_costs
 
@@ -167,6 +227,9 @@ def main() -> int:
     p.add_argument("--order", default=None, help="sampling order (default: generate's default)")
     p.add_argument("--sections", type=int, nargs="+", default=[8, 32])
     p.add_argument("--cost-steps", type=int, default=4, help="sampler steps per section for the cost rows")
+    p.add_argument("--cache", type=float, nargs="*", default=[0.1, 0.15],
+                   help="step-cache thresholds to measure against the cache off (none: skip those rows)")
+    p.add_argument("--cache-worlds", type=int, default=4, help="held-out worlds for the step cache's presence/drift")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat: checks the plumbing in seconds")
     p.add_argument("--quickstart-child", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -174,12 +237,13 @@ def main() -> int:
         print(json.dumps(quickstart_child(*json.loads(a.quickstart_child))))
         return 0
     if a.smoke:
-        a.repeats, a.frames, a.steps, a.sections, a.cost_steps = 1, 9, 2, [2, 3], 1
+        a.repeats, a.frames, a.steps, a.sections, a.cost_steps, a.cache_worlds = 1, 9, 2, [2, 3], 1, 1
 
     import torch
 
     t0 = time.perf_counter()
-    rows = run_bench(a.repeats, a.frames, a.steps, a.order, tuple(a.sections), a.cost_steps)
+    rows = run_bench(a.repeats, a.frames, a.steps, a.order, tuple(a.sections), a.cost_steps, tuple(a.cache),
+                     a.cache_worlds)
     bad = [r[0] for r in rows if not math.isfinite(r[1])]
     print(f"framepack-lab bench{' (smoke)' if a.smoke else ''}: torch {torch.__version__}, "
           f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPU cores, "

@@ -29,6 +29,9 @@ from .schedule import Kernel
 # an option whose feature the backend does not list, before any work.
 HISTORY_NOISE = "history_noise"        # the model was told the noise level of its history in training
 HISTORY_GUIDANCE = "history_guidance"  # the model also predicts with no history (history dropout)
+# step caching (generate(cache=threshold), framepack_lab.step_cache): a backend listing it accepts
+# prepare_section(context, step_cache=StepCache) and skips model evaluations the cache allows
+STEP_CACHE = "step_cache"
 
 
 @runtime_checkable
@@ -38,7 +41,8 @@ class Backend(Protocol):
     Attributes:
         name: short name shown in panels and errors.
         kernels: the patchify kernels the model has embeddings for (``k1`` at least).
-        features: optional features (:data:`HISTORY_NOISE`, :data:`HISTORY_GUIDANCE`).
+        features: optional features (:data:`HISTORY_NOISE`, :data:`HISTORY_GUIDANCE`,
+            :data:`STEP_CACHE`).
     """
 
     name: str

@@ -225,6 +225,8 @@ def main(argv=None) -> None:
     p.add_argument("--orders", nargs="*", default=list(ORDERS))
     p.add_argument("--history-noise", type=float, default=None, help="sigma_test (default: the backend's)")
     p.add_argument("--history-guidance", type=float, default=1.0)
+    p.add_argument("--cache", type=float, default=None,
+                   help="step-cache threshold (TeaCache's rule, e.g. 0.1 or 0.15; default: off)")
     p.add_argument("--sweep", action="store_true", help="also: vanilla at history noise 0, 0.1, 0.3, 0.5")
     p.add_argument("--compare", default=None, help="another checkpoint to time side by side")
     p.add_argument("--plot", default=None, help="write a PNG of filmstrips here")
@@ -232,9 +234,10 @@ def main(argv=None) -> None:
     if a.seeds < 1 or a.frames < 2 or a.steps < 1:
         p.error("--seeds and --steps must be >= 1 and --frames >= 2")
     backend = load_tiny(a.checkpoint)
-    kw = {"history_noise": a.history_noise, "history_guidance": a.history_guidance}
+    kw = {"history_noise": a.history_noise, "history_guidance": a.history_guidance, "cache": a.cache}
     res = evaluate(backend, a.orders, a.seeds, a.frames, a.steps, keep_videos=bool(a.plot), **kw)
-    print(format_report(res, f"{a.seeds} held-out worlds, {a.frames} frames, {a.steps} Euler steps"))
+    cached = f", step cache {a.cache:g}" if a.cache else ""
+    print(format_report(res, f"{a.seeds} held-out worlds, {a.frames} frames, {a.steps} Euler steps{cached}"))
     if a.plot:
         print(f"filmstrips: {plot_filmstrips(res, heldout_seeds(a.seeds), a.plot)}")
     if a.sweep:

@@ -22,6 +22,7 @@ from .packing import pack
 from .plan import ORDERS, Plan, Step, make_plan
 from .sampler import dynamic_shift, sample, sigmas
 from .schedule import BASE, Schedule, as_schedule
+from .step_cache import CacheLedger
 
 # Inverted anti-drifting, the paper's and the official demo's order, is the default: with the shipped
 # tiny model it keeps the most sprites in every frame, keeps their size best and drifts least
@@ -86,6 +87,9 @@ class GenerationResult:
         stopped: True when the stop hook ended generation early (``frames`` then holds grey
             frames where nothing was generated; see ``known``).
         known: frame indices that were generated (or given).
+        info: the settings that ran (``steps``, ``sampler``, ``shift``, ...); with step caching
+            also ``info["cache"] = {"threshold", "computed", "skipped"}``, this video's model
+            evaluations.
     """
 
     frames: np.ndarray
@@ -113,7 +117,8 @@ def generate(backend, first_frame, n_frames: int | None = None, schedule: Schedu
              stop: Callable[[], bool] | None = None, progress: bool = False,
              plan: Plan | None = None, cond: Any = None,
              history_noise: float | None = None, history_guidance: float = 1.0,
-             before_section: Callable[[Step], None] | None = None) -> GenerationResult:
+             before_section: Callable[[Step], None] | None = None,
+             cache: float | None = None) -> GenerationResult:
     """Generate a video from its first frame with a FramePack backend.
 
     Args:
@@ -147,6 +152,12 @@ def generate(backend, first_frame, n_frames: int | None = None, schedule: Schedu
         history_guidance: guidance weight ``w`` between the prediction with history and without
             it: ``v = v_none + w (v_history - v_none)``; 1 is the plain prediction (one model
             call per sampler step), other values cost a second call.
+        cache: step caching like the official demo's TeaCache (:mod:`framepack_lab.step_cache`):
+            a threshold in [0, 1) on the accumulated relative change of the model's input under
+            which a model evaluation is skipped and its last residual reused (the demo uses 0.1
+            or 0.15; lossy, for drafts). The first and last evaluation of every section are
+            computed. ``None`` or 0: off, the plain path bit for bit. Needs a backend with
+            :data:`~framepack_lab.backend.STEP_CACHE`.
 
     Returns:
         A :class:`GenerationResult`.
@@ -158,7 +169,8 @@ def generate(backend, first_frame, n_frames: int | None = None, schedule: Schedu
             option the backend cannot honour.
     """
     return generate_many(backend, [first_frame], n_frames, schedule, order, steps, [seed], shift, sampler,
-                         callback, stop, progress, plan, cond, history_noise, history_guidance, before_section)[0]
+                         callback, stop, progress, plan, cond, history_noise, history_guidance, before_section,
+                         cache)[0]
 
 
 def generate_many(backend, first_frames, n_frames: int | None = None, schedule: Schedule | str | None = None,
@@ -168,7 +180,8 @@ def generate_many(backend, first_frames, n_frames: int | None = None, schedule: 
                   stop: Callable[[], bool] | None = None, progress: bool = False,
                   plan: Plan | None = None, cond: Any = None,
                   history_noise: float | None = None, history_guidance: float = 1.0,
-                  before_section: Callable[[Step], None] | None = None) -> list[GenerationResult]:
+                  before_section: Callable[[Step], None] | None = None,
+                  cache: float | None = None) -> list[GenerationResult]:
     """:func:`generate` for several first frames at once, as one batch (same plan for all).
 
     ``first_frames`` is a sequence of ``(H, W, 3)`` images of one size, ``seeds`` one seed each
@@ -187,6 +200,7 @@ def generate_many(backend, first_frames, n_frames: int | None = None, schedule: 
     if len(seeds) != len(images):
         raise ValueError(f"{len(images)} first frames but {len(seeds)} seeds; give one seed per frame")
     history_noise = _check_history_options(backend, history_noise, history_guidance)
+    ledger = CacheLedger.start(backend, cache, steps, sampler, len(images))  # step caching, checked before work
     x = torch.stack(images)[:, None]  # (B, 1, H, W, 3)
     B, H, W = x.shape[0], x.shape[2], x.shape[3]
     h, w = backend.latent_size(H, W)
@@ -217,10 +231,10 @@ def generate_many(backend, first_frames, n_frames: int | None = None, schedule: 
             before_section(step)
         t0 = time.perf_counter()
         context = pack(video, step, backend.kernels, history_noise, gens)
-        context = dataclasses.replace(context, prepared=backend.prepare_section(context))
+        context = dataclasses.replace(context, prepared=ledger.prepare(backend, context))
         noise = torch.cat([torch.randn((1, C, len(step.generated), h, w), generator=g) for g in gens]).to(video.device)
         extra = () if (step_cond := condition_of(step)) is None else (step_cond,)
-        velocity = _guided_velocity(backend, context, history_guidance, extra)
+        velocity = _guided_velocity(backend, context, history_guidance, extra, ledger)
         section = sample(velocity, noise, sched, sampler)
         video[:, :, list(step.generated)] = section
         known.update(step.generated)
@@ -240,8 +254,8 @@ def generate_many(backend, first_frames, n_frames: int | None = None, schedule: 
         frames[:, ~decoded_mask(frames.shape[1], plan.n_frames, known_list)] = 0.5
     info = {"steps": steps, "sampler": sampler, "shift": shift, "history_noise": history_noise,
             "history_guidance": float(history_guidance)}
-    return [GenerationResult(frames[b], video[b].cpu(), plan, seeds[b], list(seconds), stopped, known_list, dict(info))
-            for b in range(B)]
+    return [GenerationResult(frames[b], video[b].cpu(), plan, seeds[b], list(seconds), stopped, known_list,
+                             dict(info, **ledger.report(b))) for b in range(B)]
 
 
 def _resolve_plan(plan: Plan | None, order: str | None, n_frames: int | None,
@@ -313,7 +327,7 @@ def _check_history_options(backend, history_noise: float | None, history_guidanc
     return float(history_noise)
 
 
-def _guided_velocity(backend, context, w: float, extra: tuple) -> Callable:
+def _guided_velocity(backend, context, w: float, extra: tuple, ledger: CacheLedger) -> Callable:
     """The sampler's velocity for one section: plain, or history guidance
     ``v = v_none + w (v_history - v_none)`` (classifier-free guidance over the history)."""
     def plain(xt, s):
@@ -321,7 +335,7 @@ def _guided_velocity(backend, context, w: float, extra: tuple) -> Callable:
     if w == 1.0:
         return plain
     empty = dataclasses.replace(context, groups=[], history_noise=0.0, prepared=None)
-    empty = dataclasses.replace(empty, prepared=backend.prepare_section(empty))
+    empty = dataclasses.replace(empty, prepared=ledger.prepare(backend, empty))
 
     def guided(xt, s):
         v_none = backend.velocity(xt, s.to(xt.device), empty, *extra)

@@ -51,6 +51,17 @@ def sigmas(steps: int, shift: float = 1.0) -> torch.Tensor:
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def model_calls(steps: int, method: str = "euler") -> int:
+    """Velocity evaluations :func:`sample` makes over ``steps`` steps: one a step with Euler; with
+    Heun two a step but the last (its ``sigma' = 0``), ``2 steps - 1``. Step caching uses it to
+    know a section's last evaluation."""
+    if method not in SAMPLERS:
+        raise ValueError(f"unknown sampler {method!r}; choose one of {SAMPLERS}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    return steps if method == "euler" else 2 * steps - 1
+
+
 @torch.no_grad()
 def sample(velocity: Velocity, noise: torch.Tensor, sigma_schedule: torch.Tensor, method: str = "euler",
            on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:

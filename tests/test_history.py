@@ -9,7 +9,7 @@ import torch
 from conftest import randomize_zero_init, tiny_config
 
 from framepack_lab import world as W
-from framepack_lab.backend import HISTORY_GUIDANCE, HISTORY_NOISE, Backend
+from framepack_lab.backend import HISTORY_GUIDANCE, HISTORY_NOISE, STEP_CACHE, Backend
 from framepack_lab.generate import DEFAULT_HISTORY_NOISE, generate, generate_many
 from framepack_lab.models.autoencoder import TinyAutoencoder
 from framepack_lab.models.tiny import TinyBackend, TinyFramePack
@@ -34,8 +34,8 @@ def run(backend, **kw):
 
 def test_backends_meet_the_protocol(backend, hbackend):
     assert isinstance(backend, Backend) and isinstance(hbackend, Backend)
-    assert backend.features == frozenset()
-    assert hbackend.features == {HISTORY_NOISE, HISTORY_GUIDANCE}
+    assert backend.features == {STEP_CACHE}  # every tiny checkpoint can cache steps
+    assert hbackend.features == {HISTORY_NOISE, HISTORY_GUIDANCE, STEP_CACHE}
 
 
 def test_noise_history_keeps_the_first_frame_and_unused_frames_clean():

@@ -6,6 +6,10 @@ bigger rates are average-pooled first by the packer). Each token gets 3D RoPE ph
 kernel (see :mod:`framepack_lab.rope`). Full attention over context and noisy tokens; adaLN-zero
 modulation by the flow time; the model predicts the clean section x0, and :class:`TinyBackend`
 turns that into the velocity the sampler integrates (``v = (x_t - x0) / sigma``).
+
+Step caching (``generate(..., cache=0.15)``, :mod:`framepack_lab.step_cache`): TeaCache's rule
+probes the first block's modulated input and, while it barely changed, skips the block stack
+and reuses its last residual. With the cache off the model runs exactly as without it.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import runtime
-from ..backend import HISTORY_GUIDANCE, HISTORY_NOISE, BackendBase
+from ..backend import HISTORY_GUIDANCE, HISTORY_NOISE, STEP_CACHE, BackendBase
 from ..packing import PackedContext, check_latent_size
 from ..rope import apply_rope
 from ..schedule import BASE, Kernel
+from ..step_cache import StepCache
 from .autoencoder import TinyAutoencoder
 
 
@@ -84,11 +89,21 @@ class Block(nn.Module):
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
 
+    def modulation(self, temb: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """adaLN-zero's ``shift1, scale1, gate1, shift2, scale2, gate2``, each ``(B, 1, width)``."""
+        return self.ada(F.silu(temb))[:, None].chunk(6, dim=-1)
+
+    def attention_input(self, x: torch.Tensor, modulation: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The modulated input of the attention ``LN(x) (1 + scale1) + shift1``: ``(B, N, width)``
+        (also TeaCache's probe of how much a step's input changed)."""
+        s1, b1 = modulation[:2]
+        return self.norm1(x) * (1 + s1) + b1
+
     def forward(self, x: torch.Tensor, temb: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """``x (B, N, width)``, ``temb (B, width)``, ``cos/sin (N, head_dim)`` -> ``(B, N, width)``."""
         B, N, W = x.shape
-        s1, b1, g1, s2, b2, g2 = self.ada(F.silu(temb))[:, None].chunk(6, dim=-1)
-        h = self.norm1(x) * (1 + s1) + b1
+        s1, b1, g1, s2, b2, g2 = mod = self.modulation(temb)
+        h = self.attention_input(x, mod)
         q, k, v = self.qkv(h).view(B, N, 3, self.heads, W // self.heads).permute(2, 0, 3, 1, 4)
         q, k = apply_rope(self.q_norm(q), cos, sin), apply_rope(self.k_norm(k), cos, sin)
         a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, N, W)
@@ -146,7 +161,8 @@ class TinyFramePack(nn.Module):
         return torch.cat([cc, nc]), torch.cat([cs, ns])
 
     def forward(self, x_t: torch.Tensor, sigma: torch.Tensor, context: PackedContext,
-                rope_mode: str = "average", rope_time_offset: bool = True) -> torch.Tensor:
+                rope_mode: str = "average", rope_time_offset: bool = True,
+                step_cache: StepCache | None = None) -> torch.Tensor:
         """Predict the clean section.
 
         Args:
@@ -154,6 +170,8 @@ class TinyFramePack(nn.Module):
             sigma: flow time ``(B,)`` in [0, 1] (1 = pure noise).
             context: the packed context of the step (latents per group ``(B, C, t, h', w')``).
             rope_mode, rope_time_offset: RoPE alignment ablations (see ``PackedGroup.phases``).
+            step_cache: the section's :class:`~framepack_lab.step_cache.StepCache`: the block stack
+                runs only where it says so, else its last residual is reused. ``None``: plain.
 
         Returns:
             x0 prediction ``(B, C, S, h, w)``.
@@ -164,6 +182,7 @@ class TinyFramePack(nn.Module):
         x = torch.cat(parts + [noisy], dim=1)
         # the runner prepares the tables once per section (TinyBackend.prepare_section)
         prepared = context.prepared
+        prepared = prepared.rope if isinstance(prepared, TinySection) else prepared
         if isinstance(prepared, RopeTables) and prepared.key == (rope_mode, rope_time_offset):
             cos, sin = prepared.cos, prepared.sin
         else:
@@ -173,13 +192,23 @@ class TinyFramePack(nn.Module):
         if self.config.history_noise:
             level = torch.as_tensor(context.history_noise, dtype=torch.float32).expand(B)
             temb = temb + self.history_mlp(timestep_embedding(level, self.config.width).to(x.device))
-        for block in self.blocks:
-            x = block(x, temb, cos, sin)
+        if step_cache is None:
+            for block in self.blocks:
+                x = block(x, temb, cos, sin)
+        else:  # TeaCache: probe the first block's modulated input; skip the stack while it barely changes
+            probe = self.blocks[0].attention_input(x, self.blocks[0].modulation(temb))
+            x = step_cache.run(x, probe, lambda h, rows: self._blocks(h, temb if rows is None else temb[rows], cos, sin))
         x = x[:, -noisy.shape[1]:]
         shift, scale = self.ada_out(F.silu(temb))[:, None].chunk(2, dim=-1)
         x = self.out(self.norm_out(x) * (1 + scale) + shift)  # (B, S*h/2*w/2, C*4)
         x = x.view(B, S, h // 2, w // 2, C, 2, 2).permute(0, 4, 1, 2, 5, 3, 6)
         return x.reshape(B, C, S, h, w)
+
+    def _blocks(self, x: torch.Tensor, temb: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """The block stack on ``x (B', N, width)`` with ``temb (B', width)``."""
+        for block in self.blocks:
+            x = block(x, temb, cos, sin)
+        return x
 
 
 # ----------------------------------------------------------------------------------- backend
@@ -190,6 +219,15 @@ class RopeTables:
     key: tuple[str, bool]
     cos: torch.Tensor
     sin: torch.Tensor
+
+
+@dataclass(frozen=True)
+class TinySection:
+    """What :meth:`TinyBackend.prepare_section` computes once per section: the RoPE tables, and
+    the section's step cache when ``generate(cache=...)`` asked for one."""
+
+    rope: RopeTables
+    step_cache: StepCache | None = None
 
 
 @dataclass
@@ -213,8 +251,10 @@ class TinyBackend(BackendBase):
 
     @property
     def features(self) -> frozenset[str]:
-        """History noise and history guidance when the checkpoint was trained for them."""
-        return frozenset({HISTORY_NOISE, HISTORY_GUIDANCE}) if self.model.config.history_noise else frozenset()
+        """Step caching always; history noise and history guidance when the checkpoint was trained
+        for them."""
+        return frozenset({STEP_CACHE, HISTORY_NOISE, HISTORY_GUIDANCE}) if self.model.config.history_noise \
+            else frozenset({STEP_CACHE})
 
     @property
     def latent_channels(self) -> int:
@@ -269,14 +309,17 @@ class TinyBackend(BackendBase):
 
         return switched()
 
-    def prepare_section(self, context: PackedContext) -> RopeTables:
-        """The section's RoPE tables, computed once instead of at every sampler step."""
+    def prepare_section(self, context: PackedContext, step_cache: StepCache | None = None) -> TinySection:
+        """The section's RoPE tables, computed once instead of at every sampler step, and its
+        step cache (``generate(cache=...)`` makes a fresh one per section)."""
         key = (self.rope_mode, self.rope_time_offset)
-        return RopeTables(key, *self.model.rope(context, *key))
+        return TinySection(RopeTables(key, *self.model.rope(context, *key)), step_cache)
 
     @torch.no_grad()
     def x0(self, x_t: torch.Tensor, sigma: torch.Tensor, context: PackedContext) -> torch.Tensor:
-        return self.model(x_t, sigma, context, self.rope_mode, self.rope_time_offset)
+        prepared = context.prepared
+        cache = prepared.step_cache if isinstance(prepared, TinySection) else None
+        return self.model(x_t, sigma, context, self.rope_mode, self.rope_time_offset, step_cache=cache)
 
     @torch.no_grad()
     def velocity(self, x_t: torch.Tensor, sigma: torch.Tensor, context: PackedContext, cond=None) -> torch.Tensor:

@@ -36,13 +36,16 @@ from typing import Callable
 
 import torch
 
-from ...backend import BackendBase
+from ...backend import STEP_CACHE, BackendBase
 from ...frames import as_image
 from ...media import DEFAULT_FPS
 from ...packing import PackedContext
 from ...plan import Plan, Step
 from ...runtime import latent_size
 from ...sampler import dynamic_shift
+from ...step_cache import StepCache
+from .cache import attach as attach_step_cache
+from .cache import evaluation as cached_evaluation
 from .inputs import KERNELS, SPATIAL, check_schedule, check_supported, latent_frames, map_context, place_end_latent
 from .prompts import TimedPrompt, check_fps, is_timed, parse_timed_prompts, section_prompts, section_seconds
 
@@ -96,10 +99,12 @@ class SectionInputs:
         tensors: :func:`~.inputs.map_context`'s dict (``latents_clean (B, C, t1, h, w)``, ... and
             the index tensors) on the backend's device, latents in its dtype.
         batch: ``B``, the batch size the tensors were made for.
+        step_cache: the section's step cache with ``generate(cache=...)`` (:mod:`.cache`), or None.
     """
 
     tensors: dict[str, torch.Tensor]
     batch: int
+    step_cache: StepCache | None = None
 
 
 def _image_tensor(image) -> torch.Tensor:
@@ -113,12 +118,14 @@ class HunyuanBackend(BackendBase):
     Build it with :func:`~.loading.load_hunyuan` (weights folder) or
     :func:`~.stand_in.tiny_backend` (tests). The components live in a
     ``HunyuanVideoFramepackPipeline`` (``self.pipe``) so diffusers' offloading hooks apply; only the
-    components are used, never the pipeline's own loop. It has no optional features: HunyuanVideo
+    components are used, never the pipeline's own loop. Its one optional feature is step caching
+    (``generate(cache=...)`` through diffusers' FirstBlockCache hook, :mod:`.cache`): HunyuanVideo
     FramePack was not trained with history noise or history dropout, so ``generate`` refuses
     ``history_noise`` and ``history_guidance`` for it.
     """
 
     kernels = KERNELS
+    features = frozenset({STEP_CACHE})
 
     def __init__(self, pipe, offload: str = "none", name: str = "hunyuan"):
         self.pipe, self.offload, self.name = pipe, offload, name
@@ -321,13 +328,18 @@ class HunyuanBackend(BackendBase):
         return {k: v.to(dev, dtype) if k.startswith("latents") else v.to(dev)
                 for k, v in map_context(context, x_t).items()}
 
-    def prepare_section(self, context: PackedContext) -> SectionInputs | None:
+    def prepare_section(self, context: PackedContext, step_cache: StepCache | None = None) -> SectionInputs | None:
         """The section's transformer inputs, computed once before its sampler steps (the runner
         keeps them in ``context.prepared``). The batch size is the context latents' ``B``; a
-        context without groups has none, so it gets ``None`` and :meth:`velocity` maps it itself."""
+        context without groups has none, so it gets ``None`` and :meth:`velocity` maps it itself.
+        With a ``step_cache`` (``generate(cache=...)``) the transformer gets fresh FirstBlockCache
+        hooks for the section (:func:`.cache.attach`); without, any of ours come off."""
+        attach_step_cache(self.transformer, step_cache)
         if not context.groups:
+            if step_cache is not None:
+                raise ValueError("step caching needs a packed context with at least one group (the first frame)")
             return None
-        return SectionInputs(self._inputs(context), int(context.groups[0].latents.shape[0]))
+        return SectionInputs(self._inputs(context), int(context.groups[0].latents.shape[0]), step_cache)
 
     @torch.no_grad()
     def velocity(self, x_t: torch.Tensor, sigma: torch.Tensor, context: PackedContext,
@@ -361,9 +373,11 @@ class HunyuanBackend(BackendBase):
         if cond.end_latent is not None:
             inputs = place_end_latent(inputs, context, cond.end_latent.to(dev, dtype))
         guidance = torch.tensor([cond.guidance] * B, dtype=dtype, device=dev) * 1000.0
-        out = self.transformer(
-            hidden_states=x_t.to(dev, dtype), timestep=sigma.to(dev, torch.float32) * 1000.0,
-            encoder_hidden_states=cond.prompt_embeds, encoder_attention_mask=cond.prompt_mask,
-            pooled_projections=cond.pooled, image_embeds=cond.image_embeds, guidance=guidance,
-            return_dict=False, **inputs)[0]
+        step_cache = prepared.step_cache if isinstance(prepared, SectionInputs) else None
+        with cached_evaluation(self.transformer, step_cache):  # step caching: diffusers' hook (.cache)
+            out = self.transformer(
+                hidden_states=x_t.to(dev, dtype), timestep=sigma.to(dev, torch.float32) * 1000.0,
+                encoder_hidden_states=cond.prompt_embeds, encoder_attention_mask=cond.prompt_mask,
+                pooled_projections=cond.pooled, image_embeds=cond.image_embeds, guidance=guidance,
+                return_dict=False, **inputs)[0]
         return out.float()
