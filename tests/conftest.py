@@ -23,9 +23,10 @@ def randomize_zero_init(model: torch.nn.Module, seed: int = 0, std: float = 0.1)
     return model
 
 
-def random_backend(seed: int = 0) -> TinyBackend:
+def random_backend(seed: int = 0, **config) -> TinyBackend:
+    """A random-weight backend; ``config`` overrides :func:`tiny_config` (e.g. ``history_noise=True``)."""
     torch.manual_seed(seed)
-    model = randomize_zero_init(TinyFramePack(tiny_config()), seed)
+    model = randomize_zero_init(TinyFramePack(tiny_config(**config)), seed)
     ae = TinyAutoencoder(4, width=8)
     return TinyBackend(model.eval(), ae.eval())
 
