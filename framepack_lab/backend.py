@@ -32,6 +32,7 @@ HISTORY_GUIDANCE = "history_guidance"  # the model also predicts with no history
 # step caching (generate(cache=threshold), framepack_lab.step_cache): a backend listing it accepts
 # prepare_section(context, step_cache=StepCache) and skips model evaluations the cache allows
 STEP_CACHE = "step_cache"
+DISCRETE_HISTORY = "discrete_history"  # the checkpoint ships K-means codebooks for '+D' schedules
 
 
 @runtime_checkable
@@ -95,6 +96,11 @@ class BackendBase:
 
     def bind_condition(self, plan: Plan, cond: Any) -> Callable[[Step], Any]:
         return lambda step: cond
+
+    def codebook(self, k: int) -> torch.Tensor:
+        """The ``(K, C)`` discrete-history codebook for ``'+D'`` schedules (:mod:`framepack_lab.discrete`)."""
+        raise ValueError(f"backend {self.name!r} has no discrete-history codebook, so it cannot run a '+D' "
+                         "schedule; drop the '+D' from the schedule name")
 
 
 def check_features(backend: Backend, **options: bool) -> None:

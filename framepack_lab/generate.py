@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .backend import HISTORY_NOISE, check_features
+from .discrete import DEFAULT_K
 from .frames import as_image, decoded_mask
 from .packing import pack
 from .plan import ORDERS, Plan, Step, make_plan
@@ -127,8 +128,9 @@ def generate(backend, first_frame, n_frames: int | None = None, schedule: Schedu
         n_frames: latent frames of the result, including the first (default
             :data:`DEFAULT_N_FRAMES`); a section may not be longer than the ``n_frames - 1``
             frames to generate.
-        schedule: a schedule, name or preset key (default: the order's default). Discrete
-            history (``+D``) is not implemented yet and is refused.
+        schedule: a schedule, name or preset key (default: the order's default). A name ending in
+            ``+D`` (or ``+DK``, e.g. ``+D64``) snaps the history to the backend's K-means codebook
+            before packing (discrete history, :mod:`framepack_lab.discrete`).
         order: one of ``vanilla``, ``anti_drifting``, ``inverted_anti_drifting``, ``f1`` (default
             :data:`DEFAULT_ORDER`).
         steps: sampler steps per section.
@@ -165,7 +167,7 @@ def generate(backend, first_frame, n_frames: int | None = None, schedule: Schedu
     Raises:
         ValueError: for bad input, before any work (nothing is encoded or sampled): an image that
             is not a finite RGB image, a plan and arguments that disagree, a section longer than
-            the video, a step over the token budget (:data:`MAX_STEP_FRAMES`), ``+D``, or an
+            the video, a step over the token budget (:data:`MAX_STEP_FRAMES`), ``+D`` without a codebook, or an
             option the backend cannot honour.
     """
     return generate_many(backend, [first_frame], n_frames, schedule, order, steps, [seed], shift, sampler,
@@ -181,8 +183,14 @@ def generate_many(backend, first_frames, n_frames: int | None = None, schedule: 
                   plan: Plan | None = None, cond: Any = None,
                   history_noise: float | None = None, history_guidance: float = 1.0,
                   before_section: Callable[[Step], None] | None = None,
-                  cache: float | None = None) -> list[GenerationResult]:
+                  cache: float | None = None, prefix=None) -> list[GenerationResult]:
     """:func:`generate` for several first frames at once, as one batch (same plan for all).
+
+    ``prefix`` (optional, one per first frame): the frames that *follow* each first frame,
+    ``(P, H, W, 3)`` each, all of one length ``P``: frames ``1..P`` of the video are given instead of
+    generated (teacher forcing, or continuing a video). Plan steps whose frames all lie within them
+    are skipped; the first step that reaches past them generates its whole section. The forgetting
+    probe uses it to hide a sprite in real history before the model takes over.
 
     ``first_frames`` is a sequence of ``(H, W, 3)`` images of one size, ``seeds`` one seed each
     (default ``0, 1, 2, ...``). Each video draws its noise from its own seeded generator, so video
@@ -200,6 +208,7 @@ def generate_many(backend, first_frames, n_frames: int | None = None, schedule: 
     if len(seeds) != len(images):
         raise ValueError(f"{len(images)} first frames but {len(seeds)} seeds; give one seed per frame")
     history_noise = _check_history_options(backend, history_noise, history_guidance)
+    given = _check_prefix(prefix, images, plan)  # (B, P, H, W, 3) or None
     ledger = CacheLedger.start(backend, cache, steps, sampler, len(images))  # step caching, checked before work
     x = torch.stack(images)[:, None]  # (B, 1, H, W, 3)
     B, H, W = x.shape[0], x.shape[2], x.shape[3]
@@ -207,6 +216,7 @@ def generate_many(backend, first_frames, n_frames: int | None = None, schedule: 
     _check_plan_fits(plan, h, w)
     backend.check_plan(plan)  # refuse what the backend cannot run before any work
     condition_of = backend.bind_condition(plan, cond)  # each step's cond; refuses one the plan cannot honour
+    codebooks = _codebooks(backend, plan)
     shift = dynamic_shift(BASE.tokens(plan.schedule.generated, h, w)) if shift is None else float(shift)
     sched = sigmas(steps, shift)
 
@@ -215,6 +225,9 @@ def generate_many(backend, first_frames, n_frames: int | None = None, schedule: 
     video = torch.zeros(B, C, plan.total_frames, h, w, device=first_latent.device)
     video[:, :, 0] = first_latent[:, :, 0]
     known = {0}
+    if given is not None:  # frames 1..P are given: encode them, skip the steps they cover
+        video[:, :, 1:1 + given.shape[1]] = backend.encode(given).to(video.device)
+        known.update(range(1, 1 + given.shape[1]))
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     seconds: list[float] = []
     stopped = False
@@ -227,10 +240,12 @@ def generate_many(backend, first_frames, n_frames: int | None = None, schedule: 
         if stop is not None and stop():
             stopped = True
             break
+        if known.issuperset(step.generated):  # every frame of the section was given (prefix)
+            continue
         if before_section is not None:
             before_section(step)
         t0 = time.perf_counter()
-        context = pack(video, step, backend.kernels, history_noise, gens)
+        context = pack(video, step, backend.kernels, history_noise, gens, codebooks.get(step_codebook_k(step)))
         context = dataclasses.replace(context, prepared=ledger.prepare(backend, context))
         noise = torch.cat([torch.randn((1, C, len(step.generated), h, w), generator=g) for g in gens]).to(video.device)
         extra = () if (step_cond := condition_of(step)) is None else (step_cond,)
@@ -256,6 +271,25 @@ def generate_many(backend, first_frames, n_frames: int | None = None, schedule: 
             "history_guidance": float(history_guidance)}
     return [GenerationResult(frames[b], video[b].cpu(), plan, seeds[b], list(seconds), stopped, known_list,
                              dict(info, **ledger.report(b))) for b in range(B)]
+
+
+def _check_prefix(prefix, images: list[torch.Tensor], plan: Plan) -> torch.Tensor | None:
+    """``prefix`` as one ``(B, P, H, W, 3)`` float tensor, or ``ValueError`` before any work."""
+    if prefix is None:
+        return None
+    videos = [torch.stack([as_image(f) for f in v]) if len(v) else None for v in prefix]
+    if len(videos) != len(images):
+        raise ValueError(f"{len(images)} first frames but {len(videos)} prefixes; give one prefix video per first frame")
+    if any(v is None for v in videos) or len({tuple(v.shape) for v in videos}) != 1:
+        raise ValueError("prefix videos must all be (P, H, W, 3) with one P >= 1; got lengths "
+                         f"{[0 if v is None else len(v) for v in videos]}")
+    if videos[0].shape[1:] != images[0].shape:
+        raise ValueError(f"prefix frames are {tuple(videos[0].shape[1:])} but the first frames {tuple(images[0].shape)}; "
+                         "give frames of the first frame's size")
+    if len(videos[0]) >= plan.n_frames - 1:
+        raise ValueError(f"a prefix of {len(videos[0])} frames leaves nothing to generate in a video of "
+                         f"n_frames={plan.n_frames}; ask for more frames or give a shorter prefix")
+    return torch.stack(videos)
 
 
 def _resolve_plan(plan: Plan | None, order: str | None, n_frames: int | None,
@@ -290,10 +324,6 @@ def _resolve_plan(plan: Plan | None, order: str | None, n_frames: int | None,
 def _check_plan_fits(plan: Plan, latent_h: int, latent_w: int) -> None:
     """Refuse a plan generation cannot honour or that would run for hours, before any work."""
     sched = plan.schedule
-    if sched.discrete or any(step.schedule.discrete for step in plan.steps):
-        raise ValueError(f"schedule {sched.name!r} asks for discrete history ('+D', the paper's NeurIPS "
-                         "version), which is not implemented yet: generation would ignore it; drop the "
-                         f"'+D' ({sched.name.removesuffix('+D')!r})")
     S, unknown = sched.generated, plan.n_frames - 1
     if S > unknown:
         raise ValueError(f"schedule {sched.name!r} generates {S} frames per section, but a video of "
@@ -311,6 +341,22 @@ def _check_plan_fits(plan: Plan, latent_h: int, latent_w: int) -> None:
                          f"worth ({budget} tokens, MAX_STEP_FRAMES) that keeps a step bounded; the official "
                          "layout needs about 12: use a shorter section, fewer or more compressed context blocks, "
                          "or the 'td' tail instead of 'ta'")
+
+
+def step_codebook_k(step: Step) -> int | None:
+    """The codebook size a step's ``+D`` schedule asks for, or None without ``+D``."""
+    if not step.schedule.discrete:
+        return None
+    return DEFAULT_K if step.schedule.codebook_k is None else step.schedule.codebook_k
+
+
+def _codebooks(backend, plan: Plan) -> dict[int, torch.Tensor]:
+    """The codebook of every ``K`` the plan's ``+D`` steps need; refused before any work when the
+    backend has none of that size."""
+    ks = {k for k in map(step_codebook_k, plan.steps) if k is not None}
+    if ks:
+        check_features(backend, discrete_history=True)
+    return {k: backend.codebook(k) for k in sorted(ks)}
 
 
 def _check_history_options(backend, history_noise: float | None, history_guidance: float) -> float:

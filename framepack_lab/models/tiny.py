@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import runtime
-from ..backend import HISTORY_GUIDANCE, HISTORY_NOISE, STEP_CACHE, BackendBase
+from ..backend import DISCRETE_HISTORY, HISTORY_GUIDANCE, HISTORY_NOISE, STEP_CACHE, BackendBase
 from ..packing import PackedContext, check_latent_size
 from ..rope import apply_rope
 from ..schedule import BASE, Kernel
@@ -244,6 +244,7 @@ class TinyBackend(BackendBase):
     rope_mode: str = "average"
     rope_time_offset: bool = True
     name: str = "tiny"
+    codebooks: dict = field(default_factory=dict)  # {K: (K, C)} discrete-history codebooks ('+D')
 
     @property
     def kernels(self) -> frozenset[Kernel]:
@@ -252,9 +253,16 @@ class TinyBackend(BackendBase):
     @property
     def features(self) -> frozenset[str]:
         """Step caching always; history noise and history guidance when the checkpoint was trained
-        for them."""
-        return frozenset({STEP_CACHE, HISTORY_NOISE, HISTORY_GUIDANCE}) if self.model.config.history_noise \
-            else frozenset({STEP_CACHE})
+        for them; discrete history when it ships codebooks."""
+        out = {HISTORY_NOISE, HISTORY_GUIDANCE} if self.model.config.history_noise else set()
+        out.add(STEP_CACHE)  # any checkpoint: step caching (generate(cache=...))
+        return frozenset(out | ({DISCRETE_HISTORY} if self.codebooks else set()))
+
+    def codebook(self, k: int) -> torch.Tensor:
+        """The ``(K, C)`` codebook of the checkpoint for ``'+DK'`` schedules (on the backend's device)."""
+        from ..discrete import check_k
+
+        return self.codebooks[check_k(k, self.codebooks)].to(self.device)
 
     @property
     def latent_channels(self) -> int:
@@ -332,13 +340,16 @@ class TinyBackend(BackendBase):
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
-def save_tiny(path: str | Path, model: TinyFramePack, autoencoder: TinyAutoencoder, extra: dict | None = None) -> None:
-    """Write ``model.safetensors`` (DiT + autoencoder, float32... stored as fp16) and ``config.json``."""
+def save_tiny(path: str | Path, model: TinyFramePack, autoencoder: TinyAutoencoder, extra: dict | None = None,
+              codebooks: dict | None = None) -> None:
+    """Write ``model.safetensors`` (DiT + autoencoder, float32... stored as fp16; discrete-history
+    codebooks ``{K: (K, C)}`` as ``codebook.K`` in float32) and ``config.json``."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tensors = {f"dit.{k}": v.detach().half().contiguous() for k, v in model.state_dict().items()}
     tensors.update({f"ae.{k}": v.detach().float().contiguous() if "latent_" in k else v.detach().half().contiguous()
                     for k, v in autoencoder.state_dict().items()})
+    tensors.update({f"codebook.{k}": v.detach().float().cpu().contiguous() for k, v in (codebooks or {}).items()})
     runtime.save_safetensors(tensors, path / "model.safetensors")
     (path / "config.json").write_text(json.dumps({"model": json.loads(model.config.to_json()), **(extra or {})}, indent=2))
 
@@ -367,4 +378,5 @@ def load_tiny(path: str | Path | None = None, device: str | torch.device = "auto
     model, ae = TinyFramePack(config), TinyAutoencoder(config.latent_channels, config.ae_width)
     model.load_state_dict({k[4:]: v.float() for k, v in state.items() if k.startswith("dit.")})
     ae.load_state_dict({k[3:]: v.float() for k, v in state.items() if k.startswith("ae.")})
-    return TinyBackend(model.eval().to(device), ae.eval().to(device), device)
+    codebooks = {int(k.split(".")[1]): v.float() for k, v in state.items() if k.startswith("codebook.")}
+    return TinyBackend(model.eval().to(device), ae.eval().to(device), device, codebooks=codebooks)
