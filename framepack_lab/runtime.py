@@ -3,6 +3,8 @@
 * :func:`resolve_device` turns ``"cpu"`` / ``"cuda"`` / ``"cuda:1"`` / ``"mps"`` / ``"auto"`` into a
   ``torch.device`` this machine has, or says what to use instead;
 * :func:`latent_size` maps a frame size onto a model's latent grid, or says which sizes fit;
+* :func:`describe_device` says which device a backend runs on, as every panel and notebook prints
+  it (``"cpu"``, ``"cuda:0 (NVIDIA ...)"``);
 * :func:`save_safetensors` writes a safetensors file atomically (a crash mid-write never leaves a
   half-written checkpoint where a good one was).
 
@@ -119,3 +121,35 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: "str | Path") -> Pa
     save_file(tensors, str(tmp))
     tmp.replace(path)
     return path
+
+
+def describe_device(backend_or_device) -> str:
+    """The device a model runs on, as panels and notebooks print it: ``"cpu"``,
+    ``"cuda:0 (NVIDIA H100 80GB HBM3)"``, ``"mps"``.
+
+    Args:
+        backend_or_device: a backend with a ``device`` attribute (the tiny model's
+            :class:`~framepack_lab.models.tiny.TinyBackend`), a module or tensor whose parameters
+            live on one device, a ``torch.device``, or a device name such as ``"cuda:0"``.
+
+    Raises:
+        ValueError: for an object that names no device (say which device it runs on, e.g. pass
+            ``backend.device``).
+    """
+    dev = backend_or_device
+    if not isinstance(dev, (str, torch.device)):
+        found = getattr(dev, "device", None)
+        if found is None and isinstance(dev, torch.nn.Module):
+            found = next((p.device for p in dev.parameters()), None)
+        if found is None:
+            raise ValueError(f"cannot tell which device a {type(dev).__name__} runs on: it has no .device; pass "
+                             "the device itself (e.g. describe_device(backend.device) or 'cpu')")
+        dev = found
+    try:
+        dev = torch.device(dev)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device {dev!r}: use {DEVICE_CHOICES}") from None
+    if dev.type == "cuda" and torch.cuda.is_available():
+        index = torch.cuda.current_device() if dev.index is None else dev.index
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return str(dev)

@@ -368,3 +368,139 @@ def test_generate_panel_with_the_official_layout_reports_bad_input_and_recovers(
 def test_official_plan_factory_takes_the_layouts_own_schedule():
     plan = official_plan_factory("inverted_anti_drifting", 19, "official_inverted")
     assert plan.n_frames == 19 and plan.schedule.name == PRESETS["official_inverted"].name
+
+
+# ------------------------------------------------ device and wall time, snapshots, the live filmstrip
+import re  # noqa: E402
+
+from framepack_lab.runtime import describe_device  # noqa: E402
+from framepack_lab.widgets import LiveFilmstrip, filmstrip_caption  # noqa: E402
+
+
+def test_status_line_and_snapshot_say_which_device_ran_and_how_long(backend):
+    panel = make_panel(backend)
+    panel.run()
+    status = panel.status.value
+    assert f"on {describe_device(backend)}" in status and "on cpu" in status
+    seconds = float(status.split(" sections in ")[1].split(" s on ")[0])
+    assert 0 <= seconds < 600 and re.search(r"sections in \d+\.\d\d s on cpu", status)
+    assert status in panel.snapshot().data
+
+
+def test_section_status_says_the_device_too(backend):
+    panel = make_panel(backend)
+    seen = []
+    original = panel._on_section
+
+    def on_section(event):
+        original(event)
+        seen.append(panel.status.value)
+
+    panel._on_section = on_section
+    panel.run()
+    assert seen and all(" s on cpu" in s for s in seen)
+
+
+def test_snapshot_keeps_what_the_panel_showed_under_the_video(backend):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    def extra(result):
+        fig, ax = plt.subplots()
+        ax.plot(result.frames.mean(axis=(1, 2, 3)))
+        return [fig, pd.DataFrame({"delta": [0.125]}, index=["clarity"]), "a note"]
+
+    panel = make_panel(backend, on_result=extra)
+    panel.run()
+    html = panel.snapshot().data
+    assert html.count("data:image/png;base64,") == 3  # token budget, filmstrip, the curve
+    assert "<table" in html and "clarity" in html and "0.125" in html  # the table under the video
+    assert "<pre>&#x27;a note&#x27;</pre>" in html  # as the notebook shows it: its repr, escaped
+    assert "<video" in html
+    assert "every 4th frame of 9 (frames 0, 4, 8), left to right" in html  # the filmstrip's caption
+    panel.on_result = None
+    panel.run()  # a new run replaces the old extras
+    assert "clarity" not in panel.snapshot().data and "a note" not in panel.snapshot().data
+
+
+def test_filmstrip_caption_says_what_it_samples():
+    assert filmstrip_caption(64) == ("every 4th frame of 64 (frames 0, 4, ..., 60), left to right, top to "
+                                     "bottom, 8 per row")
+    assert filmstrip_caption(9) == "every 4th frame of 9 (frames 0, 4, 8), left to right"
+    assert filmstrip_caption(5, every=2, what="latent frame") == \
+        "every 2nd latent frame of 5 (latent frames 0, 2, 4), left to right"
+    frames = np.zeros((64, 4, 4, 3))
+    strip = filmstrip(frames)
+    assert strip.shape == (2 * 4, 8 * 4, 3)  # 16 frames: 2 rows of 8, as the caption says
+
+
+def test_live_filmstrip_decodes_each_sampled_frame_once_and_ends_as_the_final_strip(backend):
+    from framepack_lab.generate import generate
+
+    decoded = []
+
+    def counting_decode(latents):
+        decoded.append(latents.shape[0] * latents.shape[2])
+        return backend.decode(latents)
+
+    first = world.video(world.HELDOUT_SEEDS.start, 1)[0]
+    live = LiveFilmstrip(counting_decode, 17)
+    snapshots = []
+
+    def on_section(event):
+        if live.update(event.latents, event.known):
+            snapshots.append(live.image())
+
+    r = generate(backend, first, n_frames=17, order="inverted_anti_drifting", steps=2, callback=on_section)
+    assert sum(decoded) == len(live.sampled) == 5  # frames 0, 4, 8, 12, 16: each decoded once
+    np.testing.assert_allclose(live.image(), filmstrip(r.frames), atol=1e-5)
+    assert (snapshots[0] == 0.5).any()  # not generated yet: grey
+    assert live.caption.startswith("every 4th latent frame of 17")
+
+
+def test_live_redraws_are_throttled_but_the_last_section_always_draws(backend):
+    panel = make_panel(backend, n_frames=21)
+    panel.LIVE_REDRAW_S = 1e9  # after the first section, only the last one redraws
+    values = []
+    orig = panel._on_section
+
+    def on_section(event):
+        before = panel.strip.value
+        orig(event)
+        values.append(panel.strip.value is not before)
+
+    panel._on_section = on_section
+    panel.run()
+    assert values[0] and values[-1] and not any(values[1:-1])
+    assert len(values) == len(panel.result.plan.steps) > 2
+
+
+def test_describe_device():
+    assert describe_device("cpu") == "cpu"
+    assert describe_device(torch.device("cpu")) == "cpu"
+    assert describe_device(torch.nn.Linear(2, 2)) == "cpu"
+    with pytest.raises(ValueError, match="cannot tell which device"):
+        describe_device(object())
+    with pytest.raises(ValueError, match="unknown device"):
+        describe_device("gpu7")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="names a CUDA device: needs a GPU")
+def test_describe_device_names_the_gpu():
+    name = describe_device("cuda")
+    assert name.startswith("cuda:0 (") and torch.cuda.get_device_name(0) in name
+
+
+def test_panel_with_a_backend_that_names_no_device_says_so(backend):
+    class NoDevice:
+        def __getattr__(self, name):
+            if name == "device":
+                raise AttributeError(name)
+            return getattr(backend, name)
+
+    panel = make_panel(NoDevice())
+    panel.run()
+    assert "an unnamed device (NoDevice has no .device)" in panel.status.value

@@ -22,10 +22,11 @@ bad-input helpers); every public name is re-exported here. ipywidgets is importe
 is made, matplotlib when it draws.
 """
 
-from .common import (SEED_RANGE, TINY_LATENT, PlanFactory, check_seed, error_html, figure_png, filmstrip,
-                     official_plan_factory, png_bytes, problem)
+from .common import (SEED_RANGE, TINY_LATENT, PlanFactory, as_html, check_seed, device_text, error_html, figure_png,
+                     filmstrip, filmstrip_caption, official_plan_factory, png_bytes, png_html, problem)
 from .context_length_panel import ContextLengthPanel
 from .generate_panel import GeneratePanel
+from .live import LiveFilmstrip
 from .schedule_panel import SchedulePanel
 from .train_panel import TrainPanel
 
@@ -39,6 +40,11 @@ __all__ = [
     "TINY_LATENT",
     "SEED_RANGE",
     "filmstrip",
+    "filmstrip_caption",
+    "LiveFilmstrip",
+    "device_text",
+    "png_html",
+    "as_html",
     "figure_png",
     "png_bytes",
     "problem",

@@ -1,15 +1,21 @@
 """The Generate / Stop panel: pick a world, an order, a schedule and a seed, and watch a video grow.
 
-Each finished section updates a progress bar and a live filmstrip; Stop ends the run between
-sections. In JupyterLab a click runs generation on a worker thread; headless runs call
+Each finished section updates a progress bar, a status line (section, seconds, device) and a live
+filmstrip (:class:`~.live.LiveFilmstrip`: only the frames the strip shows are decoded, each once,
+so the panel costs about what ``generate`` alone does; ``benchmarks/panel_overhead.py`` measures
+it); Stop ends the run between sections. The finished run's status line says which device ran it
+and its wall time, and :meth:`GeneratePanel.snapshot` keeps everything the panel showed. In
+JupyterLab a click runs generation on a worker thread; headless runs call
 :meth:`GeneratePanel.run`, which blocks. Imports ipywidgets when a panel is made; matplotlib,
-mediapy and IPython when it draws or shows a video.
+Pillow, mediapy and IPython when it draws or shows a video.
 """
 
 from __future__ import annotations
 
 import html
+import math
 import threading
+import time
 from typing import Callable
 
 import numpy as np
@@ -17,7 +23,9 @@ import numpy as np
 from .. import world
 from ..generate import DEFAULT_ORDER, GenerationResult, SectionEvent, generate
 from ..plan import ORDERS, Plan, make_plan
-from .common import PlanFactory, _bounded, check_seed, error_html, figure_png, filmstrip, png_bytes, problem
+from .common import (PlanFactory, _bounded, as_html, check_seed, device_text, error_html, figure_png, filmstrip,
+                     filmstrip_caption, png_bytes, png_html, problem)
+from .live import LiveFilmstrip
 
 
 class GeneratePanel:
@@ -46,6 +54,8 @@ class GeneratePanel:
 
     N_FRAMES_RANGE = (5, 160)
     STEPS_RANGE = (1, 50)
+    STRIP_SCALE = 2  # the filmstrip's frames are drawn at 2x (nearest)
+    LIVE_REDRAW_S = 0.25  # the live filmstrip is redrawn at most this often (and after the last section)
 
     def __init__(self, backend, world_seed: int = world.HELDOUT_SEEDS.start, order: str = DEFAULT_ORDER,
                  n_frames: int = 64, steps: int = 20, seed: int = 0, schedule: str = "",
@@ -73,8 +83,13 @@ class GeneratePanel:
         # object_fit keeps the aspect ratio when the row is narrower than the images
         self.strip = w.Image(format="png", layout=w.Layout(object_fit="contain", max_width="60%"))
         self.budget = w.Image(format="png", layout=w.Layout(object_fit="contain", max_width="40%"))
+        # a Label, not HTML: the status line stays the panel's one HTML widget (the e2e test finds it so)
+        self.strip_caption = w.Label(value="", style={"font_size": "11px"})
         self.output = w.Output()
         self.result: GenerationResult | None = None
+        self._device, self._live, self._last_redraw = "", None, -math.inf
+        self._budget_key = None
+        self._video_html, self._extras_html = "", []
         self.error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -84,20 +99,25 @@ class GeneratePanel:
             w.HBox([self.world_seed, self.order, self.schedule]),
             w.HBox([self.n_frames, self.steps, self.seed]),
             w.HBox([self.generate_button, self.stop_button, self.progress, self.status]),
-            w.HBox([self.budget, self.strip]), self.output,
+            w.HBox([self.budget, w.VBox([self.strip, self.strip_caption])]), self.output,
         ])
 
     def snapshot(self):
-        """A static copy of the last run (status line and filmstrip) for saved or headless
-        notebooks, where widget state is not stored."""
-        import base64
-
+        """A static copy of the last run for saved or headless notebooks, where widget state is not
+        stored: the status line (device and wall time included), the token budget, the filmstrip
+        with a caption saying which frames it samples, the video, and whatever ``on_result``
+        returned (the tables and curves shown under the video)."""
         from IPython.display import HTML
 
         if self.result is None:
             return HTML(f"<p>{html.escape(self.error or 'nothing generated yet')}</p>")
-        img = base64.b64encode(png_bytes(filmstrip(self.result.frames), scale=1)).decode()
-        return HTML(f"<p><b>last run</b>: {self.status.value}</p><img src='data:image/png;base64,{img}'/>")
+        return HTML(
+            f"<p><b>last run</b>: {self.status.value}</p>"
+            "<div style='display:flex; gap:1em; align-items:flex-start; flex-wrap:wrap'>"
+            f"{png_html(self.budget.value, 'tokens per section')}"
+            f"<figure style='margin:0'>{png_html(self.strip.value, 'filmstrip')}"
+            f"<figcaption><small>{html.escape(self.strip_caption.value)}</small></figcaption></figure></div>"
+            f"{self._video_html}{''.join(self._extras_html)}")
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -136,11 +156,18 @@ class GeneratePanel:
         return world.video(int(self.world_seed.value), 1)[0]
 
     def _on_section(self, event: SectionEvent) -> None:
+        """After each section: progress, status, and (at most every :attr:`LIVE_REDRAW_S`, and
+        after the last section) the live filmstrip, decoding only the new frames it samples."""
         self.progress.value = event.index + 1
-        self.strip.value = png_bytes(filmstrip(event.preview()), scale=2)
         lo, hi = event.step.generated[0], event.step.generated[-1]
         self.status.value = (f"section {event.index + 1}/{event.n_steps}: frames {lo}-{hi} "
-                             f"in {event.seconds:.2f} s")
+                             f"in {event.seconds:.2f} s on {self._device}")
+        now = time.perf_counter()
+        if event.index + 1 < event.n_steps and now - self._last_redraw < self.LIVE_REDRAW_S:
+            return
+        self._last_redraw = now
+        if self._live.update(event.latents, event.known):
+            self.strip.value = png_bytes(self._live.image(), scale=self.STRIP_SCALE)
 
     def _plan(self) -> Plan:
         """The plan of the current widget values, checked against the backend (``ValueError``)."""
@@ -153,26 +180,34 @@ class GeneratePanel:
         return plan
 
     def _draw_budget(self, plan) -> None:
+        """The plan's tokens per section; drawn again only when the plan or the frame size changes."""
+        h, w = self.backend.latent_size(*self._first().shape[:2])
+        if self._budget_key == (plan, h, w):
+            return
         import matplotlib.pyplot as plt
 
         from ..viz import plot_step_tokens
 
-        h, w = self.backend.latent_size(*self._first().shape[:2])
         fig, ax = plt.subplots(figsize=(4.5, 2.6))
         plot_step_tokens(plan, latent_hw=(h, w), ax=ax)
         ax.set_title(f"tokens per section ({len(plan.steps)} sections)", fontsize=9)
         self.budget.value = figure_png(fig)
+        self._budget_key = (plan, h, w)
 
     def _append(self, obj) -> None:
         """Show ``obj`` (a matplotlib figure, anything IPython can display, or a list of them)
-        in the output area; safe from a worker thread."""
+        in the output area, and keep its HTML for :meth:`snapshot`; safe from a worker thread."""
         from matplotlib.figure import Figure
 
         for item in obj if isinstance(obj, (list, tuple)) else [obj]:
             if isinstance(item, Figure):
                 from IPython.display import Image
 
-                item = Image(figure_png(item))
+                png = figure_png(item)
+                self._extras_html.append(png_html(png))
+                item = Image(png)
+            else:
+                self._extras_html.append(as_html(item))
             self.output.append_display_data(item)
 
     def run(self) -> GenerationResult | None:
@@ -183,6 +218,7 @@ class GeneratePanel:
 
         self._stop.clear()
         self.result, self.error = None, None
+        self._video_html, self._extras_html = "", []
         self.generate_button.disabled, self.stop_button.disabled = True, False
         try:
             seed = check_seed(self.seed.value)
@@ -192,8 +228,14 @@ class GeneratePanel:
             self.status.value = f"{len(plan.steps)} sections of {plan.schedule.generated} frames: {plan.schedule.name}"
             first = self._first()
             extra = self.prepare(first) if self.prepare is not None else {}
+            self._device = device_text(self.backend)
+            self._live = LiveFilmstrip(self.backend.decode, plan.n_frames)
+            self._last_redraw = -math.inf
+            self.strip.value, self.strip_caption.value = b"", f"live: {self._live.caption}"
+            t0 = time.perf_counter()
             result = generate(self.backend, first, plan=plan, steps=int(self.steps.value),
                               seed=seed, callback=self._on_section, stop=self._stop.is_set, **extra)
+            wall = time.perf_counter() - t0
         except (ValueError, FileNotFoundError) as e:
             self._show_error(problem(e))
             return None
@@ -201,15 +243,17 @@ class GeneratePanel:
             self.generate_button.disabled, self.stop_button.disabled = False, True
         self.result = result
         word = "stopped after" if result.stopped else "done:"
-        self.status.value = (f"{word} {len(result.section_seconds)}/{len(plan.steps)} sections, "
-                             f"{result.seconds:.1f} s ({plan.order}, {plan.schedule.name})")
-        self.strip.value = png_bytes(filmstrip(result.frames), scale=2)
+        self.status.value = (f"{word} {len(result.section_seconds)}/{len(plan.steps)} sections in {wall:.2f} s "
+                             f"on {self._device} ({plan.order}, {plan.schedule.name})")
+        self.strip.value = png_bytes(filmstrip(result.frames), scale=self.STRIP_SCALE)
+        self.strip_caption.value = filmstrip_caption(len(result.frames))
         from IPython.display import HTML
 
         # not Output.clear_output(): from the worker thread its clear message does not reach the
         # browser (the e2e test saw the previous video stay above the new one); the synced trait does
         self.output.outputs = ()
-        self._append(HTML(show_video(result.frames, fps=self.fps, height=192, return_html=True)))
+        self._video_html = show_video(result.frames, fps=self.fps, height=192, return_html=True)
+        self.output.append_display_data(HTML(self._video_html))
         if self.on_result is not None:
             extra = self.on_result(result)
             if extra is not None:
