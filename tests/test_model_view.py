@@ -152,3 +152,21 @@ def test_shown_steps_are_evenly_spaced_and_end_at_the_last():
     assert _shown_steps(20, 5) == [0, 5, 10, 14, 19]
     assert _shown_steps(4, 5) == [0, 1, 2, 3]  # fewer sampler steps than columns: every one
     assert _shown_steps(1, 5) == [0]
+
+
+def test_discrete_history_is_shown_snapped_to_the_codebook_as_generate_packs_it(backend, run):
+    import dataclasses
+
+    plan = make_plan("vanilla", 15, "td_f2k1_g2+D4")
+    with pytest.raises(ValueError, match="codebook"):  # the fixture has none: refused, as generate does
+        context_as_seen(backend, run.latents, 2, plan=plan)
+    codebook = torch.randn(4, backend.latent_channels, generator=torch.Generator().manual_seed(0))
+    with_codebook = dataclasses.replace(backend, codebooks={4: codebook})
+    seen = context_as_seen(with_codebook, run.latents, 2, plan=plan, history_noise=0)
+    assert [s.frame for s in seen] == list(plan.steps[2].context_frames)
+    for s in seen:
+        pixels = s.latent.flatten(1).T  # (h*w, C): every latent pixel is a centroid (frame 0 stays real)
+        is_centroid = (pixels[:, None] - codebook[None]).abs().amax(-1).min(-1).values < 1e-6
+        assert bool(is_centroid.all()) == (s.frame != 0)
+    trace = denoise_trace(with_codebook, run.latents, 2, plan=plan, steps=2, history_noise=0)
+    assert trace.x0.shape[0] == 2

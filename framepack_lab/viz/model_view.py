@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from ..backend import HISTORY_NOISE
-from ..generate import DEFAULT_HISTORY_NOISE, GenerationResult
+from ..generate import DEFAULT_HISTORY_NOISE, GenerationResult, step_codebook_k
 from ..packing import PackedGroup, pack
 from ..plan import Plan, Step
 from ..sampler import SAMPLERS, dynamic_shift, sample, sigmas
@@ -98,6 +98,13 @@ def _history_noise(backend, history_noise: float | None) -> float:
         raise ValueError(f"backend {backend.name!r} was not trained with history noise; leave history_noise=None "
                          "(or 0)")
     return float(history_noise)
+
+
+def _codebook(backend, step: Step) -> torch.Tensor | None:
+    """The discrete-history codebook a ``+D`` step snaps its history to, as ``generate`` packs it
+    (the backend's ``ValueError`` when it has none of that size); None without ``+D``."""
+    k = step_codebook_k(step)
+    return None if k is None else backend.codebook(k)
 
 
 def _decode_frames(backend, latents: torch.Tensor) -> np.ndarray:
@@ -173,6 +180,7 @@ def context_as_seen(backend, latents, step: "Step | int", plan: Plan | None = No
         plan: the plan, when ``step`` is an index and ``latents`` are bare.
         history_noise: the level the history is noised to before packing, as
             :func:`~framepack_lab.generate.generate` does (None: the backend's default; 0: clean).
+            A ``+D`` step's history is snapped to the backend's codebook first, as ``generate`` does.
         seed: seeds that noise (``generate`` draws it from the run's generator, so the grain differs).
 
     Returns:
@@ -187,7 +195,8 @@ def context_as_seen(backend, latents, step: "Step | int", plan: Plan | None = No
     x = _buffer(x, step)
     h, w = x.shape[-2:]
     gen = torch.Generator().manual_seed(int(seed))
-    context = pack(x.cpu(), step, backend.kernels, level, gen)
+    codebook = _codebook(backend, step)
+    context = pack(x.cpu(), step, backend.kernels, level, gen, None if codebook is None else codebook.cpu())
     rows = [(g, *r) for g in context.groups for r in _seen_latents(g, h, w)]
     if not rows:
         return []
@@ -252,7 +261,7 @@ def denoise_trace(backend, latents, step: "Step | int", steps: int = 20, seed: i
     sched = sigmas(steps, shift)
     gen = torch.Generator().manual_seed(int(seed))
     device = getattr(backend, "device", x.device)
-    context = pack(x.to(device), step, backend.kernels, level, gen)
+    context = pack(x.to(device), step, backend.kernels, level, gen, _codebook(backend, step))
     context = dataclasses.replace(context, prepared=backend.prepare_section(context))
     noise = torch.randn((1, C, len(step.generated), h, w), generator=gen).to(device)
     extra = () if cond is None else (cond,)
