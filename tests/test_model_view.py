@@ -170,3 +170,19 @@ def test_discrete_history_is_shown_snapped_to_the_codebook_as_generate_packs_it(
         assert bool(is_centroid.all()) == (s.frame != 0)
     trace = denoise_trace(with_codebook, run.latents, 2, plan=plan, steps=2, history_noise=0)
     assert trace.x0.shape[0] == 2
+
+
+def test_frames_trimmed_from_the_result_are_flagged(backend):
+    first = world.video(world.HELDOUT_SEEDS.start, 1)[0]
+    r = generate(backend, first, n_frames=14, order="inverted_anti_drifting", schedule="f1k1_x_g4_f2k1f4k2f16k4_td",
+                 steps=1)
+    assert r.plan.total_frames == 17 and r.latents.shape[1] == 14  # the first section ran past the end
+    seen = context_as_seen(backend, r, 1, history_noise=0)
+    flagged = {s.frame for s in seen if not s.complete}
+    assert flagged and all(max(s.slab) >= 14 for s in seen if not s.complete)
+    assert all(max(s.slab) < 14 for s in seen if s.complete)
+    import matplotlib.pyplot as plt
+
+    fig = model_view(backend, r, 1, steps=1, history_noise=0)
+    assert "lies past the 14-frame result" in fig._suptitle.get_text()
+    plt.close(fig)

@@ -129,6 +129,9 @@ class SeenFrame:
         image: ``(H, W, 3)`` that latent decoded, in [0, 1].
         token_grid: ``(rows, columns)`` of the tokens over one frame (``(1, 1)`` for a tail frame).
         slab_tokens: tokens of its slab (``rows * columns``; a ``ta`` tail frame 1, a ``tc`` tail 1 in all).
+        complete: False when a frame of its slab lies past the latents given: a plan's last section
+            may run past ``n_frames`` and ``generate`` trims those frames from its result, so they
+            are packed here as zeros, not as the model saw them.
     """
 
     frame: int
@@ -139,6 +142,7 @@ class SeenFrame:
     token_grid: tuple[int, int]
     slab_tokens: int
     tail: str | None = None
+    complete: bool = True
 
 
 def _seen_latents(g: PackedGroup, h: int, w: int) -> list[tuple[tuple[int, ...], torch.Tensor, tuple[int, int], int]]:
@@ -192,6 +196,7 @@ def context_as_seen(backend, latents, step: "Step | int", plan: Plan | None = No
     x, result_plan = _video_latents(latents)
     step = _checked_step(plan or result_plan, step)
     level = _history_noise(backend, history_noise)
+    given = x.shape[2]
     x = _buffer(x, step)
     h, w = x.shape[-2:]
     gen = torch.Generator().manual_seed(int(seed))
@@ -202,7 +207,7 @@ def context_as_seen(backend, latents, step: "Step | int", plan: Plan | None = No
         return []
     images = _decode_frames(backend, torch.stack([lat for _, _, lat, _, _ in rows], dim=1))
     frames = [f for g in context.groups for f in g.frames]
-    return [SeenFrame(f, slab, BASE if g.tail else g.kernel, lat, img, grid, tokens, g.tail)
+    return [SeenFrame(f, slab, BASE if g.tail else g.kernel, lat, img, grid, tokens, g.tail, max(slab) < given)
             for f, (g, slab, lat, grid, tokens), img in zip(frames, rows, images)]
 
 
@@ -370,8 +375,9 @@ def model_view(backend, result_or_latents, step_index: "Step | int" = 0, plan: P
         px = s.image.shape[0] / h
         _draw_tokens(ax, s, (px, px))
         what = f"tail {s.tail}" if s.tail else kernel_label(s.kernel)
-        ax.set_title(f"{_frames_text(s.slab)}\n{what}\n{s.slab_tokens} token{'s' if s.slab_tokens != 1 else ''}",
-                     fontsize=7)
+        note = "" if s.complete else "\nnot in the result (trimmed)"
+        ax.set_title(f"{_frames_text(s.slab)}\n{what}\n{s.slab_tokens} token{'s' if s.slab_tokens != 1 else ''}{note}",
+                     fontsize=7, color="black" if s.complete else "#b00020")
     if slabs:
         left.suptitle("context as the model receives it\n(time order; lines: its tokens)", fontsize=8)
     else:
@@ -397,7 +403,10 @@ def model_view(backend, result_or_latents, step_index: "Step | int" = 0, plan: P
                 ax.set_ylabel(f"frame {step.generated[r]}", fontsize=7)
     right.suptitle(f"the section being generated ({_frames_text(step.generated)}):\n"
                    "the model's estimate of the clean frames (x0) at each sampler step", fontsize=8)
+    missing = sorted({f for s in seen for f in s.slab if f >= x.shape[2]})
+    caveat = (f"\n(red: frame {', '.join(map(str, missing))} lies past the {x.shape[2]}-frame result, which generate trimmed; "
+              "packed here as zeros, not as the model saw it)") if missing else ""
     fig.suptitle(f"What the model sees at step {step.index + 1}/{len(plan.steps) if plan else '?'}"
                  f"{' of ' + plan.order if plan else ''}: the farther a context frame, the coarser its tokens;\n"
-                 "the section is denoised from that context", fontsize=9)
+                 f"the section is denoised from that context{caveat}", fontsize=9)
     return fig
