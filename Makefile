@@ -60,7 +60,7 @@ endif
 # and pip's exit status.
 QUIET_PIP   = 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
-.PHONY: help setup lab test e2e bench gpu-check notebooks table1 strip clean distclean FORCE
+.PHONY: help setup lab test e2e bench gpu-check notebooks table1 table2 forgetting strip clean distclean FORCE
 
 help: ## list targets
 	@echo "framepack-lab make targets:"
@@ -138,6 +138,12 @@ notebooks: setup ## papermill every notebook (PRESET=smoke by default) into buil
 
 table1: setup ## the toy Table 1: drift per sampling order x schedule x 16 held-out worlds -> build/table1.csv, .png (PRESET=smoke for a quick one; default full)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m framepack_lab.table1 --preset $(if $(filter command line,$(origin PRESET)),$(PRESET),full) --out build
+
+table2: setup ## the toy Table 2: the paper's anti-drifting alternatives x 16 held-out worlds -> build/table2.csv, table2_raw.csv, .png (PRESET=smoke for a quick one; default full)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m framepack_lab.table2 --preset $(if $(filter command line,$(origin PRESET)),$(PRESET),full) --out build
+
+forgetting: setup ## the forgetting probe: recall of a hidden sprite vs hidden frames, deep vs shallow packing -> build/forgetting.csv, .png (PRESET=smoke for a quick one; default full)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m framepack_lab.forgetting --preset $(if $(filter command line,$(origin PRESET)),$(PRESET),full) --out build
 
 strip: setup ## strip outputs and execution counts from notebooks/*.ipynb in place
 	$(if $(NOTEBOOKS),$(BIN)/nbstripout --extra-keys "metadata.papermill cell.metadata.papermill" $(NOTEBOOKS),@echo "no notebooks to strip")

@@ -186,6 +186,39 @@ def plot_curve(runs: list[ProbeRun], ax=None):
     return ax.figure
 
 
+def plot_probe(run: ProbeRun, world_index: int = 0, every: int = 4, ax=None):
+    """One probe world, truth (top) against generated (bottom), every ``every``-th frame from a few
+    frames before the takeover to the last scored frame. A red line marks the takeover (frames
+    left of it are the real prefix), a green bar the frames that are scored. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if not 0 <= world_index < len(run.videos):
+        raise ValueError(f"world_index must be 0..{len(run.videos) - 1} (this run has {len(run.videos)} worlds), "
+                         f"got {world_index!r}")
+    truth, gen = np.asarray(run.truths[world_index]), np.asarray(run.videos[world_index])
+    frames = list(range(max(run.takeover - 2 * every, 0), run.check[1], every))
+    H, W = truth.shape[1:3]
+    gap = np.ones((H // 8, W * len(frames), 3), dtype=np.float32)
+    image = np.concatenate([np.concatenate([truth[f] for f in frames], axis=1), gap,
+                            np.concatenate([gen[f] for f in frames], axis=1)], axis=0)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.75 * len(frames) + 1.0, 2.3))
+    ax.imshow(np.clip(image, 0, 1), interpolation="nearest")
+    ax.set_xticks([W * (i + 0.5) for i in range(len(frames))], [str(f) for f in frames], fontsize=7)
+    ax.set_yticks([H / 2, H * 1.5 + H // 8], ["truth", "generated"], fontsize=8)
+    first_gen = next((i for i, f in enumerate(frames) if f >= run.takeover), len(frames))
+    ax.axvline(W * first_gen - 0.5, color="#d62728", lw=2)
+    scored = [i for i, f in enumerate(frames) if run.check[0] <= f < run.check[1]]
+    if scored:
+        ax.plot([W * scored[0], W * (scored[-1] + 1) - 1], [image.shape[0] + 2] * 2, color="#2ca02c", lw=4,
+                clip_on=False)
+    ax.set_xlabel(f"frame (red line: the model takes over at frame {run.takeover}; green: frames scored "
+                  f"{run.check[0]}-{run.check[1] - 1})", fontsize=8)
+    ax.set_title(f"{run.schedule}, hidden {run.hidden_frames} frames, world {world_index}: "
+                 f"{'recalled' if run.recall_per_world[world_index] else 'not recalled'}", fontsize=9)
+    return ax.figure
+
+
 def write_csv(runs: list[ProbeRun], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

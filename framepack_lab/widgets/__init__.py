@@ -25,6 +25,7 @@ is made, matplotlib when it draws.
 from .common import (SEED_RANGE, TINY_LATENT, PlanFactory, as_html, check_seed, device_text, error_html, figure_png,
                      filmstrip, filmstrip_caption, official_plan_factory, png_bytes, png_html, problem)
 from .context_length_panel import ContextLengthPanel
+from .elo_panel import EloPanel  # noqa: F401  (the blind A/B study, notebook 07)
 from .generate_panel import GeneratePanel
 from .live import LiveFilmstrip
 from .schedule_panel import SchedulePanel
