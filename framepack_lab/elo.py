@@ -41,6 +41,12 @@ def _check_score(score) -> float:
     return float(score)
 
 
+def _check_k(k) -> float:
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or not k > 0:
+        raise ValueError(f"K must be a positive number (the paper uses 32), got {k!r}")
+    return float(k)
+
+
 def update(ra: float, rb: float, score_a: float, k: float = K_FACTOR) -> tuple[float, float]:
     """Both ratings after one game: ``R'_A = R_A + K (S_A - E_A)``, ``R'_B = R_B + K (S_B - E_B)``
     with ``S_B = 1 - S_A``, ``E_B = 1 - E_A`` (so the sum of the two ratings is unchanged).
@@ -53,9 +59,7 @@ def update(ra: float, rb: float, score_a: float, k: float = K_FACTOR) -> tuple[f
     Returns:
         ``(R'_A, R'_B)``; e.g. ``update(1000, 1000, 1) == (1016.0, 984.0)``.
     """
-    s = _check_score(score_a)
-    if isinstance(k, bool) or not isinstance(k, (int, float)) or not k > 0:
-        raise ValueError(f"K must be a positive number (the paper uses 32), got {k!r}")
+    s, k = _check_score(score_a), _check_k(k)
     ea = expected(ra, rb)
     delta = k * (s - ea)  # R'_A - R_A = K (S_A - E_A) = -(R'_B - R_B)
     return float(ra) + delta, float(rb) - delta
@@ -110,7 +114,7 @@ class EloBoard:
         self.names = list(self.names)
         if len(self.names) < 2 or len(set(self.names)) != len(self.names):
             raise ValueError(f"an Elo board needs at least two distinct names, got {self.names!r}")
-        update(self.start, self.start, 0.5, self.k)  # checks k
+        self.k = _check_k(self.k)
         self.ratings = {n: float(self.start) for n in self.names}
 
     def record(self, a: str, b: str, score_a: float) -> tuple[float, float]:

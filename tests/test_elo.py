@@ -39,6 +39,8 @@ def test_update_refuses_bad_scores(score):
 def test_update_refuses_bad_k():
     with pytest.raises(ValueError, match="K must be a positive number"):
         elo.update(1000, 1000, 1, k=0)
+    with pytest.raises(ValueError, match="K must be a positive number"):
+        elo.EloBoard(["a", "b"], k=-32)
 
 
 def test_pairs_cover_every_pair_per_round_with_random_sides():
@@ -187,3 +189,18 @@ def test_panel_headless_study_by_a_simulated_reader_finds_the_metric_ranking():
         t = p.current
         p.choose(judge(t.left, t.right, t.world))
     assert list(p.ranking()["name"]) == ["row 0", "row 1", "row 2"]
+
+
+def test_gif_has_every_frame_upscaled():
+    pytest.importorskip("ipywidgets")
+    import io
+
+    from PIL import Image
+
+    from framepack_lab.widgets.elo_panel import gif_bytes
+
+    video = np.broadcast_to(np.linspace(0, 1, 5, dtype=np.float32)[:, None, None, None], (5, 16, 16, 3))
+    data = gif_bytes(video, fps=10, scale=2)
+    img = Image.open(io.BytesIO(data))
+    assert data[:6] == b"GIF89a" and img.n_frames == 5 and img.size == (32, 32)
+    assert img.info["duration"] == 100 and img.info["loop"] == 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..elo import K_FACTOR, METRIC_RANKS, SCORES, EloBoard, beside_metrics, pairs
+from ..elo import K_FACTOR, SCORES, EloBoard, beside_metrics, pairs
 from .common import FILMSTRIP_EVERY, _snapshot_html, filmstrip, filmstrip_caption, png_bytes, png_html
 
 CHOICES = ("left", "right", "tie", "skip")
@@ -202,4 +202,4 @@ class EloPanel:
         display(self.widget)
 
 
-__all__ = ["EloPanel", "Trial", "CHOICES", "gif_bytes", "METRIC_RANKS"]
+__all__ = ["EloPanel", "Trial", "CHOICES", "gif_bytes"]
