@@ -12,7 +12,13 @@ Two stages, one config, one seed:
    a fraction of batches (``history_dropout``) so the same model predicts without history, for
    history guidance. For the orders in ``dit.true_time_orders`` (the inverted
    order in the shipped config) each frame is the real frame at its RoPE time position
-   (:func:`training_clip`). AdamW, warm-up + cosine, EMA.
+   (:func:`training_clip`). AdamW, warm-up + cosine, EMA. ``dit.phases`` changes settings from a
+   given step (a curriculum): less history noise, a loss weight on what moves
+   (``motion_weight``), batches from a second bank of worlds with an occluder band
+   (``occluded_prob``, ``data.occluded_videos``: sprites that hide and come back, for the
+   forgetting probe) and history snapped to a K-means codebook (``discrete_prob``,
+   ``discrete_train_ks``: discrete history, ``+D``). The codebooks (``data.codebook_ks``) are
+   fitted on the latent bank and ship inside the exported checkpoint.
 
 Checkpoints (``DIR/state.safetensors`` + ``DIR/state.json``, :mod:`~framepack_lab.train_state`)
 are written every ``checkpoint_every`` steps and on exit; ``--resume`` continues from them. The
