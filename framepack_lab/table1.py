@@ -157,11 +157,68 @@ def raw_table(runs: Iterable[RowRun]):
 
 def summarize(raw):
     """Mean and standard deviation per row (``order``, ``schedule``) of a :func:`raw_table`:
-    columns ``<figure>_mean`` and ``<figure>_std``."""
+    columns ``<figure>_mean`` and ``<figure>_std``, and ``n`` (videos, i.e. worlds, in the row)."""
     cols = [c for c in raw.columns if c.startswith("delta_")] + list(LEVEL_METRICS) + ["seconds"]
-    summary = raw.groupby(["order", "schedule"], sort=False)[cols].agg(["mean", "std"])
+    groups = raw.groupby(["order", "schedule"], sort=False)
+    summary = groups[cols].agg(["mean", "std"])
     summary.columns = [f"{a}_{b}" for a, b in summary.columns]
+    summary["n"] = groups.size()
     return summary.reset_index()
+
+
+NEGLIGIBLE = 0.10  # paired_difference: "negligible" when the whole 95% interval is within 10% of the reference mean
+
+
+def paired_difference(raw, metric: str, reference: str, other: str, key: str = "schedule",
+                      margin: float = NEGLIGIBLE) -> dict:
+    """Paired test of ``other`` against ``reference`` on one figure, world by world.
+
+    For every world both rows ran, ``d = metric(other) - metric(reference)``; the mean of ``d``
+    gets a two-sided 95% Student-t interval (:func:`framepack_lab.table2.t_quantile`). The
+    verdict is an equivalence test against ``margin`` (a share of the reference's mean):
+
+    - ``"negligible"``: the whole interval lies within ``+-margin * |mean(reference)|``;
+    - ``"higher"`` / ``"lower"``: the interval excludes 0 (``other`` is higher / lower);
+    - ``"inconclusive"``: the interval holds 0 but reaches past the margin (more worlds needed).
+
+    Args:
+        raw: a :func:`raw_table` (one line per video; columns ``world``, ``key`` and ``metric``).
+        metric: the column compared, e.g. ``"delta_colour_drift"``.
+        reference, other: values of ``key`` naming the two rows.
+        key: the column that tells the rows apart (``"schedule"``, ``"order"``, or one you added).
+        margin: the equivalence margin, a share of the reference mean.
+
+    Returns:
+        ``{"mean", "lo", "hi", "sd", "n", "reference_mean", "relative", "margin", "verdict"}``;
+        ``relative`` is the mean difference over the reference mean.
+    """
+    from .table2 import summarise
+
+    for name, value in (("reference", reference), ("other", other)):
+        if value not in set(raw[key]):
+            raise ValueError(f"{name}={value!r} is not a value of column {key!r} ({sorted(set(raw[key]))})")
+    if metric not in raw:
+        raise ValueError(f"metric {metric!r} is not a column of the table; use one of {list(raw.columns)}")
+    a = raw[raw[key] == reference].set_index("world")[metric]
+    b = raw[raw[key] == other].set_index("world")[metric]
+    worlds = [w for w in a.index if w in b.index]
+    if len(worlds) < 2:
+        raise ValueError(f"{reference!r} and {other!r} share {len(worlds)} world(s); a paired interval needs at "
+                         "least 2 (run both rows on the same worlds)")
+    d = summarise(b.loc[worlds].to_numpy() - a.loc[worlds].to_numpy())
+    ref = float(a.loc[worlds].mean())
+    lo, hi = d["mean"] - d["ci95"], d["mean"] + d["ci95"]
+    bound = margin * abs(ref)
+    if -bound <= lo and hi <= bound:
+        verdict = "negligible"
+    elif lo > 0:
+        verdict = "higher"
+    elif hi < 0:
+        verdict = "lower"
+    else:
+        verdict = "inconclusive"
+    return {"mean": d["mean"], "lo": lo, "hi": hi, "sd": d["sd"], "n": d["n"], "reference_mean": ref,
+            "relative": d["mean"] / ref if ref else float("nan"), "margin": margin, "verdict": verdict}
 
 
 def run(backend, rows=ROWS, seeds: int = 16, frames: int = 64, steps: int = 16, progress: bool = True):

@@ -147,7 +147,7 @@ def test_section_costs_leaves_the_stop_hook_alone(backend, monkeypatch):
     monkeypatch.setattr(cost, "generate", spy)
     section_costs(backend, world.video(world.HELDOUT_SEEDS.start, 1)[0], n_sections=2, schedule="td_f2k1_g4", steps=1)
     measured = [s for s in seen if s[1]]
-    assert len(measured) == 2 and all(stop is None for stop, _ in measured)
+    assert len(measured) == 2 * 3 and all(stop is None for stop, _ in measured)  # 2 schedules x 3 repeats
 
 
 def test_section_costs_refuses_more_sections_than_the_baseline_can_run(backend):
@@ -160,3 +160,129 @@ def test_section_costs_refuses_more_sections_than_the_baseline_can_run(backend):
     for n in (0, top + 1):
         with pytest.raises(ValueError, match=f"n_sections must be a whole number from 1 to {top}"):
             section_costs(backend, first, n_sections=n, schedule="td_f4k2f2k1_g4", steps=1)
+
+
+# ------------------------------------------------------------ repeats, the fit and its wording
+def test_section_costs_takes_the_median_of_interleaved_repeats(backend, monkeypatch):
+    import framepack_lab.cost as cost
+
+    calls = []
+    real = cost.generate
+
+    def spy(*args, **kw):
+        calls.append((kw["plan"].schedule.name, kw["steps"]))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(cost, "generate", spy)
+    first = world.video(world.HELDOUT_SEEDS.start, 1)[0]
+    costs = section_costs(backend, first, n_sections=3, schedule="td_f2k1_g4", steps=2, repeats=3)
+    up = unpacked_schedule(13)
+    # a whole-video warm-up of each (1 step), then packed and unpacked alternating
+    assert calls == [("td_f2k1_g4", 1), (up, 1)] + [("td_f2k1_g4", 2), (up, 2)] * 3
+    for c in costs.values():
+        assert np.asarray(c.runs).shape == (3, 3)
+        assert c.seconds == pytest.approx(np.median(c.runs, axis=0).tolist())
+        lo, hi = c.spread
+        assert lo == pytest.approx(np.min(c.runs, axis=0).tolist()) and hi == pytest.approx(np.max(c.runs, axis=0).tolist())
+
+
+@pytest.mark.parametrize("kw,match", [({"repeats": 0}, "repeats must be a whole number of at least 1"),
+                                      ({"steps": 0}, "steps must be a whole number"),
+                                      ({"n_sections": 2.0}, "n_sections must be a whole number")])
+def test_section_costs_refuses_bad_counts(backend, kw, match):
+    first = world.video(world.HELDOUT_SEEDS.start, 1)[0]
+    with pytest.raises(ValueError, match=match):
+        section_costs(backend, first, **{"n_sections": 2, "schedule": "td_f2k1_g4", **kw})
+
+
+def _cost(label, tokens, seconds):
+    from framepack_lab.cost import SectionCost
+
+    return SectionCost(label, [1 + 4 * i for i in range(len(tokens))], tokens, seconds, [0.0] * len(tokens))
+
+
+def test_fit_cost_recovers_linear_and_quadratic_terms():
+    from framepack_lab.cost import fit_cost
+
+    a, b, c = 0.01, 2e-5, 3e-9
+    tokens = [400, 800, 1600, 3200]
+    t = [a + b * n + c * n * n for n in tokens]
+    fit = fit_cost({"packed": _cost("packed", [400, 400], t[:1] * 2), "unpacked": _cost("unpacked", tokens, t)})
+    assert (fit.a, fit.b, fit.c) == pytest.approx((a, b, c), rel=1e-6)
+    assert fit(1000) == pytest.approx(a + b * 1000 + c * 1e6)
+    assert fit.per_1k(1000) == pytest.approx(1000 * (b + 2 * c * 1000))
+
+
+def test_fit_cost_falls_back_to_a_line_when_the_curve_bends_down():
+    from framepack_lab.cost import fit_cost
+
+    tokens = [100, 200, 300, 400]
+    fit = fit_cost({"unpacked": _cost("unpacked", tokens, [1.0, 1.8, 2.4, 2.8])})
+    assert fit.c == 0.0
+    slope, icpt = np.polyfit(tokens, [1.0, 1.8, 2.4, 2.8], 1)
+    assert (fit.a, fit.b) == pytest.approx((icpt, slope))
+    with pytest.raises(ValueError, match="at least 3 different token counts"):
+        fit_cost({"packed": _cost("packed", [400, 400], [0.1, 0.1])})
+
+
+def test_describe_costs_words_what_the_numbers_say():
+    from framepack_lab.cost import describe_costs
+
+    flat = {"packed": _cost("packed", [400, 500, 500], [0.10, 0.11, 0.11]),
+            "unpacked": _cost("unpacked", [400, 800, 1200], [0.10, 0.20, 0.30])}
+    text = describe_costs(flat)
+    assert "packed: 100 ms for the first section (400 tokens), 110 ms for the last (500 tokens), so it stayed flat (1.10x, tokens 1.25x)" in text
+    assert "so it grew (3.00x, tokens 3.00x)" in text
+    assert "unpacked section took 2.7x the packed one" in text and "packing pays off" in text
+    assert "stopped growing" not in text  # a 2-section plateau is too short to call
+    plateau = {"packed": _cost("packed", [400, 500, 500, 500], [0.05, 0.10, 0.12, 0.11]),
+               "unpacked": _cost("unpacked", [400, 800, 1200, 1600], [0.10, 0.20, 0.30, 0.40])}
+    assert ("from 5 known frames on its tokens stopped growing and its time stayed between 100 and 120 ms"
+            in describe_costs(plateau))
+    same = {"packed": _cost("packed", [400, 500, 500], [0.30, 0.20, 0.10]),
+            "unpacked": _cost("unpacked", [400, 800, 1200], [0.10, 0.10, 0.10])}
+    text = describe_costs(same)
+    assert "so it fell (0.33x, tokens 1.25x)" in text and "does not yet save time" in text
+
+
+def test_summarize_counts_worlds_per_row():
+    raw = pd.DataFrame({"order": ["a", "a", "b"], "schedule": ["s", "s", "t"], "world": [1, 2, 1],
+                        "delta_x": [1.0, 3.0, 2.0], "dynamic_mean": [0.0] * 3, "survival_last": [1.0] * 3,
+                        "seconds": [1.0] * 3})
+    s = table1.summarize(raw)
+    assert list(s["n"]) == [2, 1] and list(s["delta_x_mean"]) == [2.0, 2.0]
+
+
+def _paired(ref, other):
+    n = len(ref)
+    return pd.DataFrame({"schedule": ["td"] * n + ["ta"] * n, "world": list(range(n)) * 2,
+                         "delta_colour_drift": list(ref) + list(other)})
+
+
+def test_paired_difference_interval_and_verdicts():
+    ref = [1.0, 2.0, 3.0, 4.0]
+    d = table1.paired_difference(_paired(ref, [r + x for r, x in zip(ref, [0.01, -0.01, 0.02, 0.0])]),
+                                 "delta_colour_drift", "td", "ta")
+    diffs = np.array([0.01, -0.01, 0.02, 0.0])
+    half = 3.182 * diffs.std(ddof=1) / 2  # t(0.975, 3) * sd / sqrt(4)
+    assert d["mean"] == pytest.approx(0.005) and d["n"] == 4
+    assert (d["lo"], d["hi"]) == pytest.approx((0.005 - half, 0.005 + half))
+    assert d["reference_mean"] == 2.5 and d["relative"] == pytest.approx(0.002)
+    assert d["verdict"] == "negligible"  # the interval is within +-0.25 (10% of 2.5)
+    up = table1.paired_difference(_paired(ref, [r + 1 + x for r, x in zip(ref, [0.01, -0.01, 0.02, 0.0])]),
+                                  "delta_colour_drift", "td", "ta")
+    assert up["verdict"] == "higher"
+    down = table1.paired_difference(_paired(ref, [r - 1 for r in ref]), "delta_colour_drift", "td", "ta")
+    assert down["verdict"] == "lower" and down["lo"] == down["hi"] == -1.0
+    wide = table1.paired_difference(_paired(ref, [r + x for r, x in zip(ref, [1.0, -1.0, 1.0, -1.0])]),
+                                    "delta_colour_drift", "td", "ta")
+    assert wide["verdict"] == "inconclusive"
+
+
+@pytest.mark.parametrize("args,match", [(("delta_colour_drift", "td", "tc"), "other='tc' is not a value"),
+                                        (("delta_clarity", "td", "ta"), "metric 'delta_clarity' is not a column")])
+def test_paired_difference_refuses_what_it_cannot_compare(args, match):
+    with pytest.raises(ValueError, match=match):
+        table1.paired_difference(_paired([1.0, 2.0], [1.0, 2.0]), *args)
+    with pytest.raises(ValueError, match="share 1 world"):
+        table1.paired_difference(_paired([1.0], [1.0]), "delta_colour_drift", "td", "ta")
