@@ -187,16 +187,17 @@ def plot_curve(runs: list[ProbeRun], ax=None):
 
 
 def plot_probe(run: ProbeRun, world_index: int = 0, every: int = 4, ax=None):
-    """One probe world, truth (top) against generated (bottom), every ``every``-th frame from a few
-    frames before the takeover to the last scored frame. A red line marks the takeover (frames
-    left of it are the real prefix), a green bar the frames that are scored. Returns the figure."""
+    """One probe world, truth (top) against generated (bottom), every ``every``-th frame from just
+    before the sprite hides to the last scored frame. A red line marks the takeover (frames left of
+    it are the real prefix), a green bar the frames that are scored. Returns the figure."""
     import matplotlib.pyplot as plt
 
     if not 0 <= world_index < len(run.videos):
         raise ValueError(f"world_index must be 0..{len(run.videos) - 1} (this run has {len(run.videos)} worlds), "
                          f"got {world_index!r}")
     truth, gen = np.asarray(run.truths[world_index]), np.asarray(run.videos[world_index])
-    frames = list(range(max(run.takeover - 2 * every, 0), run.check[1], every))
+    first = max(run.takeover - run.hidden_frames - LEAD - 2 * every, 0)  # about 2 strides before it hides
+    frames = list(range(first, run.check[1], every))
     H, W = truth.shape[1:3]
     gap = np.ones((H // 8, W * len(frames), 3), dtype=np.float32)
     image = np.concatenate([np.concatenate([truth[f] for f in frames], axis=1), gap,

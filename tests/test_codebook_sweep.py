@@ -65,7 +65,8 @@ def test_sweep_measures_every_k_and_the_reference():
     fig = forgetting.plot_probe(probe, 0, every=4)
     ax = fig.axes[0]
     frames = [int(t.get_text()) for t in ax.get_xticklabels()]
-    assert frames[0] == max(probe.takeover - 8, 0) and frames[-1] < probe.check[1]
+    assert frames[0] == max(probe.takeover - probe.hidden_frames - forgetting.LEAD - 8, 0)
+    assert frames[-1] < probe.check[1] and frames[1] - frames[0] == 4
     red = [ln for ln in ax.get_lines() if ln.get_color() == "#d62728"]
     first_gen = next(i for i, f in enumerate(frames) if f >= probe.takeover)
     assert len(red) == 1 and red[0].get_xdata()[0] == 64 * first_gen - 0.5
@@ -92,6 +93,9 @@ def test_plot_and_findings_read_the_numbers():
     text = cs.findings(table)
     assert text[0] == "drift: K=1 0.010, K=1024 0.310, no +D 0.300"
     assert text[2].startswith("K=1 drifts less than no +D and recalls less (as the paper says)")
+    assert text[2].endswith("the recall intervals overlap, so the probe has too few worlds to tell")
+    table.loc[3, "recall_lo95"] = 0.35  # no +D's interval now clears K=1's (0.0-0.3)
+    assert "overlap" not in cs.findings(table)[2]
     assert "K=1024 is within" in text[3] and "a no-op, as the paper says" in text[3]
     table.loc[2, "drift_mean"] = 0.9
     assert "not yet a no-op" in cs.findings(table)[3]
