@@ -41,7 +41,7 @@ def plot_drift(curves: Mapping[str, Iterable[float]], frac: float = 0.15, title:
     """
     from ..metrics import start_end_contrast
 
-    fig, ax = _new_ax(ax, (7, 3))
+    fig, ax = _new_ax(ax, (9, 3))
     T = 0
     for label, c in curves.items():
         c = np.asarray(list(c), dtype=float)
@@ -57,7 +57,7 @@ def plot_drift(curves: Mapping[str, Iterable[float]], frac: float = 0.15, title:
     ax.yaxis.set_major_locator(MaxNLocator(5))
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))  # tiny values: 1e-3 x ... not 0.0001 0.0002
     ax.set_title(f"{title} per frame: Δ compares the shaded first and last {frac:.0%}" if title else "")
-    ax.legend(fontsize=8, frameon=False, loc="best")
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside, never over, the curves
     return fig
 
 
