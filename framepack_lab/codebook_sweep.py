@@ -167,11 +167,14 @@ def findings(table) -> list[str]:
         out.append(f"{what}: K={int(lo['K'])} {lo[m]:.3f}, K={int(hi['K'])} {hi[m]:.3f}, no +D {ref[m]:.3f}")
     less_drift = lo["drift_mean"] < ref["drift_mean"]
     forgets = lo["recall"] < ref["recall"]
-    overlap = lo["recall_hi95"] >= ref["recall_lo95"] and ref["recall_hi95"] >= lo["recall_lo95"]
+    drift_overlap = abs(lo["drift_mean"] - ref["drift_mean"]) <= lo["drift_ci95"] + ref["drift_ci95"]
+    recall_overlap = lo["recall_hi95"] >= ref["recall_lo95"] and ref["recall_hi95"] >= lo["recall_lo95"]
+    overlaps = [what for what, o in (("drift", drift_overlap), ("recall", recall_overlap)) if o]
     out.append(f"K={int(lo['K'])} {'drifts less than' if less_drift else 'does not drift less than'} no +D "
                f"and recalls {'less' if forgets else 'no less'} "
                f"({'as the paper says' if less_drift and forgets else 'not what the paper says'})"
-               + ("; the recall intervals overlap, so the probe has too few worlds to tell" if overlap else ""))
+               + (f"; the {' and '.join(overlaps)} intervals overlap, so there are too few worlds to be sure"
+                  if overlaps else ""))
     gap = abs(hi["drift_mean"] - ref["drift_mean"])
     within = gap <= hi["drift_ci95"] + ref["drift_ci95"]
     out.append(f"K={int(hi['K'])} is {'within' if within else 'outside'} the no +D drift's uncertainty "

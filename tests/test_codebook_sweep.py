@@ -93,10 +93,12 @@ def test_plot_and_findings_read_the_numbers():
     text = cs.findings(table)
     assert text[0] == "drift: K=1 0.010, K=1024 0.310, no +D 0.300"
     assert text[2].startswith("K=1 drifts less than no +D and recalls less (as the paper says)")
-    assert text[2].endswith("the recall intervals overlap, so the probe has too few worlds to tell")
+    assert text[2].endswith("; the recall intervals overlap, so there are too few worlds to be sure")
     table.loc[3, "recall_lo95"] = 0.35  # no +D's interval now clears K=1's (0.0-0.3)
     assert "overlap" not in cs.findings(table)[2]
     assert "K=1024 is within" in text[3] and "a no-op, as the paper says" in text[3]
+    table.loc[0, "drift_ci95"] = 0.3  # K=1's drift interval now reaches no +D's
+    assert cs.findings(table)[2].endswith("; the drift intervals overlap, so there are too few worlds to be sure")
     table.loc[2, "drift_mean"] = 0.9
     assert "not yet a no-op" in cs.findings(table)[3]
     with pytest.raises(ValueError, match="plot_sweep draws"):
