@@ -157,8 +157,8 @@ def plot_sweep(table, metrics=("drift", "recall"), axes=None):
 
 def findings(table) -> list[str]:
     """Sentences about the sweep read from its numbers: where K = 1 and the largest K sit against
-    the ``no +D`` reference for drift and recall (the paper: K = 1 removes drift and memory alike,
-    large K is a no-op)."""
+    the ``no +D`` reference for drift, recall and presence (the paper: K = 1 removes drift and
+    memory alike, large K is a no-op)."""
     ref = table[table["label"] == NO_D].iloc[0]
     ks = table[table["label"] != NO_D].sort_values("K")
     lo, hi = ks.iloc[0], ks.iloc[-1]
@@ -180,6 +180,9 @@ def findings(table) -> list[str]:
     out.append(f"K={int(hi['K'])} is {'within' if within else 'outside'} the no +D drift's uncertainty "
                f"(gap {gap:.3f}, summed 95% half-widths {hi['drift_ci95'] + ref['drift_ci95']:.3f}): "
                f"{'a no-op, as the paper says' if within else 'not yet a no-op at this K'}")
+    out.append(f"sprites present over all frames: K={int(lo['K'])} {lo['presence_mean']:.2f}, "
+               f"K={int(hi['K'])} {hi['presence_mean']:.2f}, no +D {ref['presence_mean']:.2f} (a history snapped "
+               "to too few colours loses the sprites themselves)")
     return out
 
 

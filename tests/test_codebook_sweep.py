@@ -96,6 +96,7 @@ def test_plot_and_findings_read_the_numbers():
     assert text[2].endswith("; the recall intervals overlap, so there are too few worlds to be sure")
     table.loc[3, "recall_lo95"] = 0.35  # no +D's interval now clears K=1's (0.0-0.3)
     assert "overlap" not in cs.findings(table)[2]
+    assert text[4].startswith("sprites present over all frames: K=1 0.10, K=1024 1.00, no +D 1.00")
     assert "K=1024 is within" in text[3] and "a no-op, as the paper says" in text[3]
     table.loc[0, "drift_ci95"] = 0.3  # K=1's drift interval now reaches no +D's
     assert cs.findings(table)[2].endswith("; the drift intervals overlap, so there are too few worlds to be sure")
