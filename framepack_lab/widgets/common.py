@@ -176,3 +176,28 @@ def _bounded(widget_cls, name: str, value, lo, hi, **kw):
 def _snapshot_html(text: str, images: list[bytes]) -> str:
     imgs = "".join(f"{png_html(b)}<br/>" for b in images if b)
     return f"<p>{text}</p>{imgs}"
+
+
+class ClickRunner:
+    """The Run-button behaviour panels share: a click runs :meth:`run` on a worker thread (or
+    inline when ``self.background`` is False), ignores clicks while a run is going, and shows any
+    error in the panel (``self._show_error``) instead of a traceback. Panels set ``self._thread``
+    to None and define ``run``, ``background`` and ``_show_error``."""
+
+    def _clicked(self) -> None:
+        import threading
+
+        if self._thread is not None and self._thread.is_alive():
+            return
+        if self.background:
+            self._thread = threading.Thread(target=self._run_from_click, daemon=True)
+            self._thread.start()
+        else:
+            self._run_from_click()
+
+    def _run_from_click(self) -> None:
+        """:meth:`run` for a click: whatever goes wrong shows in the panel, never as a traceback."""
+        try:
+            self.run()
+        except Exception as e:  # noqa: BLE001 - shown in the panel, never a traceback in the cell
+            self._show_error(problem(e))

@@ -23,12 +23,12 @@ import numpy as np
 from .. import world
 from ..generate import DEFAULT_ORDER, GenerationResult, SectionEvent, generate
 from ..plan import ORDERS, Plan, make_plan
-from .common import (PlanFactory, _bounded, as_html, check_seed, device_text, error_html, figure_png, filmstrip,
+from .common import (ClickRunner, PlanFactory, _bounded, as_html, check_seed, device_text, error_html, figure_png, filmstrip,
                      filmstrip_caption, png_bytes, png_html, problem)
 from .live import LiveFilmstrip
 
 
-class GeneratePanel:
+class GeneratePanel(ClickRunner):
     """A Generate / Stop panel for any backend.
 
     Args:
@@ -125,22 +125,6 @@ class GeneratePanel:
         display(self.widget)
 
     # ------------------------------------------------------------------------- actions
-    def _clicked(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        if self.background:
-            self._thread = threading.Thread(target=self._run_from_click, daemon=True)
-            self._thread.start()
-        else:
-            self._run_from_click()
-
-    def _run_from_click(self) -> None:
-        """:meth:`run` for a click: whatever goes wrong shows in the panel, never as a traceback."""
-        try:
-            self.run()
-        except Exception as e:  # noqa: BLE001 - run() already reports bad input; this is a bug
-            self._show_error(problem(e))
-
     def _show_error(self, message: str) -> None:
         self.error = message
         self.status.value = error_html(message)

@@ -24,7 +24,7 @@ from .. import world
 from ..generate import DEFAULT_ORDER, generate
 from ..plan import ORDERS
 from ..train import Trainer, load_preset
-from .common import error_html, figure_png, filmstrip, png_bytes, problem
+from .common import ClickRunner, error_html, figure_png, filmstrip, png_bytes
 
 SAMPLE_WORLDS_RANGE = (1, 8)  # held-out worlds in the filmstrip (one row each)
 SAMPLE_STRIDE = 2  # the filmstrip shows every 2nd frame of each sample video
@@ -43,7 +43,7 @@ def _positive_int(name: str, value, lo: int = 1, hi: int | None = None) -> int:
     return int(value)
 
 
-class TrainPanel:
+class TrainPanel(ClickRunner):
     """A Train / Stop panel over a :class:`~framepack_lab.train.Trainer`.
 
     Args:
@@ -141,21 +141,6 @@ class TrainPanel:
                 f"{self.sample_frames} frames, {self.sample_order}, EMA weights")
 
     # ------------------------------------------------------------------------- actions
-    def _clicked(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        if self.background:
-            self._thread = threading.Thread(target=self._run_from_click, daemon=True)
-            self._thread.start()
-        else:
-            self._run_from_click()
-
-    def _run_from_click(self) -> None:
-        try:
-            self.run()
-        except Exception as e:  # noqa: BLE001 - shown in the panel, never a traceback in the cell
-            self._show_error(problem(e))
-
     def _show_error(self, message: str) -> None:
         self.error = message
         self.status.value = error_html(message)
