@@ -130,11 +130,14 @@ gpu-check: setup ## on a CUDA GPU: the CUDA tests of both backends, tiny-model s
 
 notebooks: setup ## papermill every notebook (PRESET=smoke by default) into build/executed/
 	@mkdir -p build/executed
-	@set -e; for nb in $(notdir $(NOTEBOOKS)); do \
+	@set -e; total=0; for nb in $(notdir $(NOTEBOOKS)); do \
 	  echo "papermill notebooks/$$nb -> build/executed/$$nb (PRESET=$(PRESET))"; \
+	  start=$$(date +%s); \
 	  HF_HUB_OFFLINE=1 $(BIN)/papermill --cwd notebooks -k $(KERNEL) -p PRESET $(PRESET) \
 	    notebooks/$$nb build/executed/$$nb; \
-	done
+	  took=$$(( $$(date +%s) - start )); total=$$(( total + took )); \
+	  echo "  $$nb: $$took s"; \
+	done; echo "all notebooks (PRESET=$(PRESET)): $$total s"
 
 table1: setup ## the toy Table 1: drift per sampling order x schedule x 16 held-out worlds -> build/table1.csv, .png (PRESET=smoke for a quick one; default full)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m framepack_lab.table1 --preset $(if $(filter command line,$(origin PRESET)),$(PRESET),full) --out build

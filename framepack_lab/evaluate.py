@@ -14,6 +14,10 @@ in training) with each sampling order and reports, per order, over **every frame
 * **drift**: the paper's start-end contrast (Eq. 4) of the colour-statistics distance to frame 0;
 * **seconds** per video (the batch's time divided by its size).
 
+The report's last row scores the worlds' own videos the same way (:func:`truth_figures`): the
+ceiling of each figure for a perfect model (size kept is 0.87 there, not 1: a sprite that starts
+behind another or at the frame's edge changes its visible size).
+
 Options: ``--frames 256`` for long videos, ``--sweep`` for drift and presence against the history
 noise level, ``--compare DIR`` to time another checkpoint side by side, ``--plot FILE`` for a PNG
 of filmstrips (every order beside the world's own video) to look at before believing a number.
@@ -83,6 +87,17 @@ def score_videos(videos, seeds, probe_frame: int = 16) -> dict[str, float]:
     }
 
 
+def truth_figures(n_seeds: int = 16, n_frames: int = 64, probe_frame: int = 16) -> dict[str, float]:
+    """The same figures for the worlds' own videos: what the measuring stick gives a perfect model.
+
+    Not every figure reaches 1 on the truth: a sprite that starts behind another or at the edge of
+    the frame changes its visible pixel count, so ``size_kept`` of the truth is below 1 (0.87 on the
+    first 16 held-out worlds at 64 frames), and the world's own colours drift a little (0.04).
+    """
+    seeds = heldout_seeds(n_seeds)
+    return {**score_videos([world.video(s, n_frames) for s in seeds], seeds, probe_frame), "seconds": float("nan")}
+
+
 def run_order(backend, order: str, seeds, n_frames: int = 64, steps: int = 20, seed: int = 0, **kw):
     """Generate one batch of videos (one per world seed) with ``order``; returns (videos, seconds
     per video). ``kw`` goes to :func:`framepack_lab.generate.generate_many` (``history_noise`` ...)."""
@@ -128,8 +143,9 @@ def _ok(name: str, value: float) -> str:
     return " " if good else "!"
 
 
-def format_report(res: dict[str, dict], title: str = "") -> str:
-    """A plain-text table of :func:`evaluate`'s result; ``!`` marks a figure that misses its target."""
+def format_report(res: dict[str, dict], title: str = "", truth: dict | None = None) -> str:
+    """A plain-text table of :func:`evaluate`'s result; ``!`` marks a figure that misses its target.
+    ``truth`` (:func:`truth_figures`) adds a last row: the same figures for the worlds' own videos."""
     cols = ["presence", "worst", "size_kept", "motion", "survival", "drift", "seconds"]
     heads = ["presence", "worst", "size kept", "motion", "surv@16", "drift", "s/video"]
     lines = [title] if title else []
@@ -141,6 +157,9 @@ def format_report(res: dict[str, dict], title: str = "") -> str:
             fmt = "{:9.4f}" if c == "drift" else "{:9.2f}"
             cells.append(fmt.format(r[c]) + _ok(c, r[c]))
         lines.append(f"{order:24s} " + " ".join(cells) + mark)
+    if truth is not None:
+        cells = [("{:9.4f}" if c == "drift" else "{:9.2f}").format(truth[c]) + " " for c in cols[:-1]]
+        lines.append(f"{'(the worlds own videos)':24s} " + " ".join(cells) + f" {'-':>9s}")
     targets = ", ".join(f"{k} {'%.1f-%.1f' % v if isinstance(v, tuple) else '>= %.1f' % v}" for k, v in TARGETS.items())
     lines.append(f"targets: {targets}; ! = missed")
     if "vanilla" in res and "inverted_anti_drifting" in res:
@@ -237,7 +256,8 @@ def main(argv=None) -> None:
     kw = {"history_noise": a.history_noise, "history_guidance": a.history_guidance, "cache": a.cache}
     res = evaluate(backend, a.orders, a.seeds, a.frames, a.steps, keep_videos=bool(a.plot), **kw)
     cached = f", step cache {a.cache:g}" if a.cache else ""
-    print(format_report(res, f"{a.seeds} held-out worlds, {a.frames} frames, {a.steps} Euler steps{cached}"))
+    print(format_report(res, f"{a.seeds} held-out worlds, {a.frames} frames, {a.steps} Euler steps{cached}",
+                        truth=truth_figures(a.seeds, a.frames)))
     if a.plot:
         print(f"filmstrips: {plot_filmstrips(res, heldout_seeds(a.seeds), a.plot)}")
     if a.sweep:

@@ -720,6 +720,18 @@ class Trainer:
                 dist.destroy_process_group()
 
 
+def time_budget(minutes: float | None):
+    """A ``stop`` callable for :meth:`Trainer.run`: True once ``minutes`` have passed since this
+    call (``None``: never). Training then ends between steps with a resumable checkpoint, as Stop
+    does. ``ValueError`` for a budget that is not a positive number of minutes."""
+    if minutes is None:
+        return lambda: False
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0 or math.isinf(minutes):
+        raise ValueError(f"the time budget must be a positive number of minutes (or None for no limit), got {minutes!r}")
+    deadline = time.monotonic() + 60.0 * minutes
+    return lambda: time.monotonic() >= deadline
+
+
 def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False, steps: int | None = None,
           progress: bool = True, stop=None, on_step=None, on_checkpoint=None) -> Path:
     """Run both stages (:class:`Trainer`); returns the exported checkpoint folder ``out/tiny``.
@@ -769,15 +781,18 @@ def main(argv=None) -> None:
                    "under accelerate launch / torchrun, cuda is each process's own GPU")
     p.add_argument("--steps", type=int, default=None, help="override the DiT steps of the config")
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.safetensors")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after this many minutes (stage 1 included) with a resumable checkpoint; --resume goes on")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     if a.config is not None and a.preset is not None:
         p.error("give --config or --preset, not both (a preset is the shipped config with its overrides)")
     try:
         cfg = load_preset(a.preset) if a.preset is not None else load_config(a.config or DEFAULT_CONFIG)
+        budget = time_budget(a.max_minutes)
     except ValueError as e:
         p.error(str(e))
-    path = train(cfg, a.out, a.device, a.resume, a.steps, not a.no_progress)
+    path = train(cfg, a.out, a.device, a.resume, a.steps, not a.no_progress, stop=budget)
     if dist_env().rank == 0:
         print(f"exported {path}")
 

@@ -286,3 +286,13 @@ def test_paired_difference_refuses_what_it_cannot_compare(args, match):
         table1.paired_difference(_paired([1.0, 2.0], [1.0, 2.0]), *args)
     with pytest.raises(ValueError, match="share 1 world"):
         table1.paired_difference(_paired([1.0], [1.0]), "delta_colour_drift", "td", "ta")
+
+
+def test_truth_row_scores_the_worlds_own_videos():
+    from framepack_lab.evaluate import truth_figures
+
+    t = truth_figures(n_seeds=4, n_frames=33)
+    assert t["presence"] > 0.95 and 0.9 < t["motion"] < 1.1  # the world against itself
+    assert 0 < t["size_kept"] <= 1
+    text = format_report({"vanilla": {**t, "seconds": 1.0}}, truth=t)
+    assert "(the worlds own videos)" in text

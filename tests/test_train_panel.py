@@ -116,10 +116,39 @@ def test_bad_input_is_refused_before_any_work(tmp_path):
         panel(smoke(), tmp_path, sample_order="sideways")
     with pytest.raises(ValueError, match="unknown device 'gpu0'"):
         panel(smoke(), tmp_path, device="gpu0")
+    for bad in (0, -1, "5", float("inf")):
+        with pytest.raises(ValueError, match="time budget must be a positive number of minutes"):
+            panel(smoke(), tmp_path, max_minutes=bad)
     p = panel(smoke(), tmp_path / "o")
     with pytest.raises(ValueError, match="press Train"):
         p.backend()
     assert not (tmp_path / "o").exists()  # nothing written yet
+
+
+def test_a_time_budget_stops_with_a_resumable_checkpoint(tmp_path, monkeypatch):
+    from framepack_lab import train as T
+
+    clock = iter(range(0, 10_000, 30))  # every look at the clock: 30 s later
+    monkeypatch.setattr(T.time, "monotonic", lambda: next(clock))
+    p = panel(smoke(steps=50), tmp_path, max_minutes=2)  # 120 s: the deadline passes after a few steps
+    p.run()
+    t = p.trainer
+    assert t.stopped and 0 < t.step_count < 50
+    assert "2-minute budget" in p.status.value and "resume=True" in p.status.value
+    assert (tmp_path / "state.safetensors").exists() and (tmp_path / "tiny" / "model.safetensors").exists()
+
+
+def test_the_cli_stops_at_its_time_budget(tmp_path, monkeypatch):
+    from framepack_lab import train as T
+
+    real = T.time_budget
+    monkeypatch.setattr(T, "time_budget", lambda minutes: (real(minutes), lambda: True)[1])  # already out of time
+    T.main(["--preset", "smoke", "--out", str(tmp_path), "--max-minutes", "1", "--no-progress"])
+    assert json.loads((tmp_path / "state.json").read_text())["step"] == 0  # stopped before the first DiT step
+    assert (tmp_path / "tiny" / "model.safetensors").exists()
+    with pytest.raises(SystemExit):
+        T.main(["--preset", "smoke", "--out", str(tmp_path / "x"), "--max-minutes", "-3"])
+    assert not (tmp_path / "x").exists()
 
 
 def test_a_click_shows_errors_in_the_panel_not_a_traceback(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ import torch
 from .. import world
 from ..generate import DEFAULT_ORDER, generate
 from ..plan import ORDERS
-from ..train import Trainer, load_preset
+from ..train import Trainer, load_preset, time_budget
 from .common import ClickRunner, error_html, figure_png, filmstrip, png_bytes
 
 SAMPLE_WORLDS_RANGE = (1, 8)  # held-out worlds in the filmstrip (one row each)
@@ -59,6 +59,8 @@ class TrainPanel(ClickRunner):
         sample_steps: sampler steps per section of the samples.
         sample_order: sampling order of the samples.
         background: run clicks on a worker thread (True in JupyterLab; tests pass False).
+        max_minutes: stop each Train click after this many minutes (stage 1 included), leaving a
+            resumable checkpoint as Stop does; ``None``: train to the config's steps.
 
     Attributes after a run: ``losses`` (``[(step, loss, loss_ema)]``, one per DiT step run here),
     ``samples`` (``[(step, image (H, W, 3))]``), ``trainer``, ``error`` (bad input's message).
@@ -70,8 +72,11 @@ class TrainPanel(ClickRunner):
     def __init__(self, config: dict | str = "smoke", out: str | Path = "runs/notebook", device: str = "cpu",
                  resume: bool = False, steps: int | None = None, sample_every: int = 200, sample_worlds: int = 3,
                  sample_frames: int = 17, sample_steps: int = 8, sample_order: str = DEFAULT_ORDER,
-                 background: bool = True):
+                 background: bool = True, max_minutes: float | None = None):
         import ipywidgets as w
+
+        time_budget(max_minutes)  # refuses a bad budget before any work
+        self.max_minutes = max_minutes
 
         cfg = load_preset(config) if isinstance(config, str) else config
         if not isinstance(cfg, dict):
@@ -172,12 +177,13 @@ class TrainPanel(ClickRunner):
             return None
         self.train_button.disabled, self.stop_button.disabled = True, False
         self._t0 = time.perf_counter() - self.elapsed
+        out_of_time = time_budget(self.max_minutes)
         try:
             if not t.ready:
                 self.status.value = f"stage 1: autoencoder and latent bank on {self.device_text} ..."
                 t.setup()
                 self.progress.value = t.step_count
-            path = t.run(stop=self._stop.is_set)
+            path = t.run(stop=lambda: self._stop.is_set() or out_of_time())
         finally:
             self.train_button.disabled, self.stop_button.disabled = False, True
             self.elapsed = time.perf_counter() - self._t0
@@ -186,6 +192,8 @@ class TrainPanel(ClickRunner):
             self._sample()
         loss = f"; loss (running mean) {t.loss_avg:.4f}" if t.loss_avg is not None else ""
         resume = " (resume=True continues it)" if t.stopped else ""
+        if t.stopped and not self._stop.is_set():
+            resume = f" (the {self.max_minutes:g}-minute budget; resume=True continues it)"
         self.status.value = (f"{'stopped at' if t.stopped else 'done:'} step {t.step_count}/{t.total_steps} in "
                              f"{self.elapsed:.1f} s on {self.device_text}{loss}; checkpoint in {t.out}{resume}")
         return path
