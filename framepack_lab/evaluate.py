@@ -10,6 +10,8 @@ in training) with each sampling order and reports, per order, over **every frame
   0.5-2x of the first frame's (no melting, no smearing); target >= 0.8;
 * **motion**: sprite path length over the video relative to the world's own path over the same
   frames; target 0.5-1.5;
+* **invented**: fraction of frames that show a sprite of a colour absent from the first frame
+  (a hallucinated sprite, which presence cannot see); reported, no target;
 * **survival@16**: fraction of first-frame sprites found at frame 16 (the old headline figure);
 * **drift**: the paper's start-end contrast (Eq. 4) of the colour-statistics distance to frame 0;
 * **seconds** per video (the batch's time divided by its size).
@@ -52,13 +54,14 @@ def heldout_seeds(n: int, offset: int = 0) -> list[int]:
 def score_videos(videos, seeds, probe_frame: int = 16) -> dict[str, float]:
     """The figures of the module docstring for ``videos`` ``[(T, H, W, 3)]`` of worlds ``seeds``.
 
-    Returns ``{"presence", "worst", "size_kept", "motion", "survival", "drift", "drift_sd",
+    Returns ``{"presence", "worst", "size_kept", "motion", "survival", "invented", "drift", "drift_sd",
     "presence_curve"}``; ``presence_curve`` is the per-frame presence ``(T,)`` over all worlds.
     """
-    per_frame, sizes, gen_len, true_len, survival, drift = [], [], 0.0, 0.0, [], []
+    per_frame, sizes, gen_len, true_len, survival, drift, invented = [], [], 0.0, 0.0, [], [], []
     for v, s in zip(videos, seeds):
         drift.append(metrics.start_end_contrast(metrics.colour_drift(v)))
         tracks = metrics.sprite_tracks(v)
+        invented.append(float(metrics.invented_sprites(v, tracks).mean()))
         if not tracks[0]:
             continue
         n = len(tracks[0])
@@ -74,6 +77,7 @@ def score_videos(videos, seeds, probe_frame: int = 16) -> dict[str, float]:
     if not per_frame:  # no sprite in any first frame: only the drift is defined
         nan = float("nan")
         return {"presence": nan, "worst": nan, "size_kept": nan, "motion": nan, "survival": nan,
+                "invented": float(np.mean(invented)),
                 "drift": float(np.mean(drift)), "drift_sd": float(np.std(drift)), "presence_curve": np.array([])}
     found = np.sum([f for f, _ in per_frame], axis=0)
     curve = found / sum(n for _, n in per_frame)
@@ -82,7 +86,7 @@ def score_videos(videos, seeds, probe_frame: int = 16) -> dict[str, float]:
         "presence": float(curve.mean()), "worst": float(curve.min()),
         "size_kept": float(np.mean((sizes >= SIZE_RANGE[0]) & (sizes <= SIZE_RANGE[1]))) if len(sizes) else 0.0,
         "motion": float(gen_len / true_len) if true_len > 0 else float("nan"),
-        "survival": _mean(survival), "drift": float(np.mean(drift)), "drift_sd": float(np.std(drift)),
+        "survival": _mean(survival), "invented": _mean(invented), "drift": float(np.mean(drift)), "drift_sd": float(np.std(drift)),
         "presence_curve": curve,
     }
 
@@ -146,8 +150,8 @@ def _ok(name: str, value: float) -> str:
 def format_report(res: dict[str, dict], title: str = "", truth: dict | None = None) -> str:
     """A plain-text table of :func:`evaluate`'s result; ``!`` marks a figure that misses its target.
     ``truth`` (:func:`truth_figures`) adds a last row: the same figures for the worlds' own videos."""
-    cols = ["presence", "worst", "size_kept", "motion", "survival", "drift", "seconds"]
-    heads = ["presence", "worst", "size kept", "motion", "surv@16", "drift", "s/video"]
+    cols = ["presence", "worst", "size_kept", "motion", "invented", "survival", "drift", "seconds"]
+    heads = ["presence", "worst", "size kept", "motion", "invented", "surv@16", "drift", "s/video"]
     lines = [title] if title else []
     lines.append(f"{'order':24s} " + " ".join(f"{h:>10s}" for h in heads))
     for order, r in res.items():

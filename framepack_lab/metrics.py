@@ -139,6 +139,18 @@ def sprite_presence(video, tracks=None) -> np.ndarray:
     return np.array([sum(c in found for c in first) / len(first) for found in tracks])
 
 
+def invented_sprites(video, tracks=None) -> np.ndarray:
+    """Per frame, whether a sprite of a colour absent from frame 0 is found: ``(T,)`` of 0/1.
+
+    What presence cannot see: a model that keeps every sprite but adds new ones (a drifting
+    model's hallucinations) scores full presence. The worlds' own videos score above 0 only where
+    a sprite hidden at frame 0 (behind another) comes out.
+    """
+    tracks = sprite_tracks(video) if tracks is None else tracks
+    first = set(tracks[0])
+    return np.array([float(any(c not in first for c in found)) for found in tracks])
+
+
 def size_ratios(video, tracks=None) -> dict[int, float]:
     """Pixel count at the last frame over the first, for each first-frame sprite still found at
     the last frame (melting shrinks it, smearing grows it)."""

@@ -157,3 +157,12 @@ def test_sprite_displacements_match_ground_truth():
     still = np.repeat(W.render(w, [0]), 3, axis=0)
     assert all(x == 0.0 for x in M.sprite_displacements(still, 2).values())
     assert all(x == 0.0 for x in M.true_displacements(w, 0).values())
+
+
+def test_invented_sprites_flags_frames_with_a_new_colour():
+    v = W.video(W.HELDOUT_SEEDS[0], 10).copy()
+    assert M.invented_sprites(v).tolist() == [0.0] * 10  # this world shows all its sprites at frame 0
+    new = next(c for c in range(len(W.PALETTE)) if c not in W.find_sprites(v[0]))
+    v[6:, :5, :5] = W.PALETTE[new]  # a 25-pixel sprite of a colour frame 0 lacks, from frame 6 on
+    assert M.invented_sprites(v).tolist() == [0.0] * 6 + [1.0] * 4
+    assert new in W.find_sprites(v[7])
