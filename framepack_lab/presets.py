@@ -37,11 +37,13 @@ _PRESETS = [
            "Time-proximity order with a per-frame geometric progression, lambda = 2 (Eq. 1): "
            "each older frame gets half the tokens of the next, by widening the spatial kernel."),
     Preset("level_duplication", "td_f4k1h8w8f2k1h4w4f2k1_g4",
-           "Several frames share one compression level (2 at 1x, 2 at 4x, 4 at 16x): more "
-           "compact than one level per frame; spatial kernels only."),
+           "Several frames share one compression level (2 at 1x, 2 at 4x, 4 at 16x): three levels "
+           "instead of one per frame, simpler to lay out, though not fewer tokens than the geometric "
+           "progression at the tiny model's 16x16 latents; spatial kernels only."),
     Preset("temporal_kernel", "td_f16k4f4k2f2k1_g4",
            "Consecutive frames packed into one token tensor with temporal kernels (k2 = (2,4,4), "
-           "k4 = (4,8,8)); the layout of the official HunyuanVideo model."),
+           "k4 = (4,8,8)), the kind of layout the official HunyuanVideo model uses; here 2 frames at "
+           "1x and 4 at 2x (the official history is 1 + 2 + 16: `inverted_official_history`)."),
     Preset("symmetric", "f1k1f2k2f8k4_x_f8k4f2k2f1k1_g4",
            "Symmetric progression: the video's start and the latest frames are equally important, "
            "the middle of the history is compressed most."),

@@ -446,3 +446,12 @@ def test_tail_token_rule_lives_in_one_function():
 def test_a_schedule_without_tail_has_no_tail_side():
     s = Schedule(4, left=Side(near=(Block(1, K1),)), tail=None, tail_side="right")
     assert s.tail_side == "left" and s == parse("f1k1_g4") and parse(s.name) == s
+
+
+def test_preset_descriptions_that_compare_token_counts_hold():
+    # level_duplication's description says it is not fewer tokens than the geometric progression
+    # at the tiny model's 16x16 latents; temporal_kernel's that it has 2 frames at 1x and 4 at 2x
+    from framepack_lab.presets import PRESETS
+
+    assert PRESETS["level_duplication"].schedule.token_count(16, 16) >= PRESETS["geometric"].schedule.token_count(16, 16)
+    assert "f4k2f2k1" in PRESETS["temporal_kernel"].name and "f1k1f2k2f16k4" in PRESETS["inverted_official_history"].name
