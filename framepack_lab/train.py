@@ -308,6 +308,9 @@ def training_loss(model: TinyFramePack, bank: torch.Tensor, task: TrainTask, dc:
     B = dc["batch"]
     idx = torch.randint(0, bank.shape[0], (B,), generator=gen)
     video = training_clip(bank, idx, order, plan, step, dc, rng).float().to(device)  # (B, C, T, h, w)
+    p_self = dc.get("self_history_prob", 0.0)
+    if p_self > 0 and order not in dc.get("true_time_orders", ()) and step.index > 0 and rng.random() < p_self:
+        video = recycle_history(model, video, plan.steps[step.index - 1], dc, gen)
     x0 = video[:, :, list(step.generated)]
     level = 0.0
     if model.config.history_noise:  # Diffusion Forcing: noise the history, tell the model how much
@@ -330,6 +333,33 @@ def training_loss(model: TinyFramePack, bank: torch.Tensor, task: TrainTask, dc:
     if beta:
         weight = weight * (1 + beta * motion_map(x0))
     return (weight * (pred - x0) ** 2).mean()
+
+
+def recycle_history(model: TinyFramePack, video: torch.Tensor, prev: Step, dc: dict,
+                    gen: torch.Generator) -> torch.Tensor:
+    """``video`` ``(B, C, T, h, w)`` with the frames of ``prev`` (the plan step generated just before
+    the one being trained, so the newest part of its history) replaced by the model's own estimate.
+
+    The estimate is one x0 prediction from the true frames noised to a level drawn uniformly from
+    ``dc["self_history_sigma"]`` (default ``(0.3, 0.9)``), packed from the true context: the
+    blobby, smeared section the model itself would draw there, so the step learns to continue
+    such a history with the true next section rather than copy its errors (exposure bias; Self
+    Forcing's idea at one section's depth, "error recycling"). No gradient flows through it.
+    """
+    lo, hi = dc.get("self_history_sigma", (0.3, 0.9))
+    B = video.shape[0]
+    net = getattr(model, "module", model)  # the bare model under DDP: no gradient sync for this pass
+    frames = list(prev.generated)
+    x0 = video[:, :, frames]
+    sigma = (lo + (hi - lo) * torch.rand(B, generator=gen)).to(video.device)
+    eps = torch.randn(x0.shape, generator=gen).to(video.device)
+    s = sigma.view(-1, 1, 1, 1, 1)
+    with torch.no_grad():
+        context = pack(video, prev, net.kernels)
+        estimate = net((1 - s) * x0 + s * eps, sigma, context)  # x_t = (1 - sigma) x0 + sigma eps
+    out = video.clone()
+    out[:, :, frames] = estimate.to(out.dtype)
+    return out
 
 
 def motion_map(x0: torch.Tensor) -> torch.Tensor:

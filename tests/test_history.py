@@ -152,6 +152,33 @@ def test_training_loss_noises_and_drops_history(monkeypatch):
     assert 0 in n_groups and max(n_groups) > 0  # some batches dropped the history
 
 
+def test_recycled_history_replaces_only_the_previous_section_with_the_model_estimate():
+    from framepack_lab.schedule import PRESETS
+    from framepack_lab.train import recycle_history, training_loss, TrainTask
+
+    torch.manual_seed(0)
+    model = randomize_zero_init(TinyFramePack(tiny_config(history_noise=True)), 0).eval()
+    video = torch.randn(2, 4, 13, 8, 8)
+    plan = make_plan("vanilla", 13, PRESETS["temporal_kernel"].schedule)
+    prev, step = plan.steps[1], plan.steps[2]
+    out = recycle_history(model, video, prev, {"self_history_sigma": (0.5, 0.5)}, torch.Generator().manual_seed(0))
+    changed = [f for f in range(13) if not torch.equal(out[:, :, f], video[:, :, f])]
+    assert changed == list(prev.generated) and set(prev.generated) <= set(step.context_frames)
+    again = recycle_history(model, video, prev, {"self_history_sigma": (0.5, 0.5)}, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # seeded
+    # in training: used with probability self_history_prob, never for the first step or true-time orders
+    bank = torch.randn(2, 4, 40, 8, 8).half()
+    task = TrainTask("vanilla", PRESETS["temporal_kernel"].schedule, plan, step)
+    dc = {"batch": 2, "train_shift": 3.0, "history_noise_prob": 0.0, "history_noise_max": 0.5}
+    losses = [training_loss(model, bank, task, {**dc, "self_history_prob": p}, torch.Generator().manual_seed(1),
+                            random.Random(0), "cpu") for p in (0.0, 1.0)]
+    assert torch.isfinite(losses[1]) and losses[0].item() != losses[1].item()
+    first = TrainTask("vanilla", task.schedule, plan, plan.steps[0])
+    a, b = (training_loss(model, bank, first, {**dc, "self_history_prob": p}, torch.Generator().manual_seed(1),
+                          random.Random(0), "cpu") for p in (0.0, 1.0))
+    assert a.item() == b.item()  # the first step has no previous section: nothing recycled
+
+
 def test_first_step_prob_oversamples_the_first_step():
     from framepack_lab.train import sample_task
 
