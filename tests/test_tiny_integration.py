@@ -13,6 +13,7 @@ from framepack_lab.models.tiny import ASSETS, load_tiny
 from framepack_lab.plan import ORDERS
 
 SEEDS = list(world.HELDOUT_SEEDS)[:4]
+N_WORLDS = 12  # the every-frame presence test's worlds
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +47,12 @@ def test_autoencoder_reconstructs_held_out_frames(backend):
 
 @pytest.fixture(scope="module")
 def videos(backend):
-    """64-frame videos of 6 held-out worlds per order, default settings (one batch per order)."""
+    """64-frame videos of 12 held-out worlds per order, default settings (one batch per order)."""
     from framepack_lab.evaluate import heldout_seeds, run_order
 
-    seeds = heldout_seeds(6, offset=200)  # not the worlds `evaluate` reports on
+    # Not the worlds `evaluate` reports on. 12, not 6: one world that loses a sprite early moves a
+    # 6-world presence by 0.1 (vanilla: 0.76 on worlds 200-205 against 0.91 on 206-223).
+    seeds = heldout_seeds(N_WORLDS, offset=200)
     return seeds, {order: run_order(backend, order, seeds, n_frames=64)[0] for order in ORDERS}
 
 
@@ -59,12 +62,12 @@ def test_every_order_keeps_its_sprites_in_every_frame(videos, order):
 
     seeds, by_order = videos
     v = by_order[order]
-    assert len(v) == 6 and all(x.shape == (64, 64, 64, 3) and np.isfinite(x).all() for x in v)
+    assert len(v) == N_WORLDS and all(x.shape == (64, 64, 64, 3) and np.isfinite(x).all() for x in v)
     r = score_videos(v, seeds)
     # First-frame sprites found over all 64 frames and at the worst frame, not only the last. The
     # targets (presence >= 0.9, worst >= 0.8, motion 0.5-1.5) are measured on 16 held-out worlds by
     # `python -m framepack_lab.evaluate` and reported in the README, misses included; these floors
-    # are what every order holds on 6 other worlds with margin for their sampling spread.
+    # are what every order holds on 12 other worlds with margin for their sampling spread.
     assert r["presence"] >= 0.8, r
     assert r["worst"] >= 0.6, r
     assert 0.3 <= r["motion"] <= 1.6, r  # sprites keep moving (inverted: slowly, 0.44 of the world's)
