@@ -341,10 +341,12 @@ def recycle_history(model: TinyFramePack, video: torch.Tensor, prev: Step, dc: d
     the one being trained, so the newest part of its history) replaced by the model's own estimate.
 
     The estimate is one x0 prediction from the true frames noised to a level drawn uniformly from
-    ``dc["self_history_sigma"]`` (default ``(0.3, 0.9)``), packed from the true context: the
-    blobby, smeared section the model itself would draw there, so the step learns to continue
-    such a history with the true next section rather than copy its errors (exposure bias; Self
-    Forcing's idea at one section's depth, "error recycling"). No gradient flows through it.
+    ``dc["self_history_sigma"]`` (default ``(0.3, 0.9)``), packed from the true context: a cheap
+    stand-in for the blobby section the model itself would draw there, so the step learns to
+    continue such a history with the true next section rather than copy its errors (exposure
+    bias; Self Forcing's idea at one section's depth, "error recycling"). No gradient flows
+    through it. Orders in ``dc["true_time_orders"]`` are left out (their clip holds only the
+    frames of the step being trained, not all of ``prev``'s context).
     """
     lo, hi = dc.get("self_history_sigma", (0.3, 0.9))
     B = video.shape[0]

@@ -177,6 +177,11 @@ def test_recycled_history_replaces_only_the_previous_section_with_the_model_esti
     a, b = (training_loss(model, bank, first, {**dc, "self_history_prob": p}, torch.Generator().manual_seed(1),
                           random.Random(0), "cpu") for p in (0.0, 1.0))
     assert a.item() == b.item()  # the first step has no previous section: nothing recycled
+    true_time = {**dc, "self_history_prob": 1.0, "true_time_orders": ["vanilla"]}
+    c = training_loss(model, bank, task, true_time, torch.Generator().manual_seed(1), random.Random(0), "cpu")
+    d = training_loss(model, bank, task, {**true_time, "self_history_prob": 0.0}, torch.Generator().manual_seed(1),
+                      random.Random(0), "cpu")
+    assert c.item() == d.item()  # true-time orders: nothing recycled
 
 
 def test_first_step_prob_oversamples_the_first_step():
