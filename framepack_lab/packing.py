@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from .plan import Group, Step
 from .rope import HUNYUAN_AXES, HUNYUAN_THETA, _pad_to_multiple, phase_grid, pool_grid, pooled_phases
+from .sampler import noised
 from .schedule import BASE, Kernel
 
 
@@ -186,8 +187,7 @@ def noise_history(video: torch.Tensor, step: Step, level: float | torch.Tensor,
     else:
         eps = torch.randn(x.shape, generator=generator, dtype=video.dtype)
     eps = eps.to(video.device)
-    s = level.to(video.device).reshape(-1, 1, 1, 1, 1)
-    out[:, :, frames] = (1 - s) * x + s * eps  # x_sigma = (1 - sigma) x0 + sigma eps
+    out[:, :, frames] = noised(x, level.to(video.device), eps)
     return out
 
 

@@ -19,6 +19,13 @@ def time_shift(t: torch.Tensor, shift: float) -> torch.Tensor:
     return shift * t / (1 + (shift - 1) * t)
 
 
+def noised(x0: torch.Tensor, sigma: torch.Tensor | float, eps: torch.Tensor) -> torch.Tensor:
+    """Flow matching's forward process ``x_sigma = (1 - sigma) x0 + sigma eps`` for latents
+    ``(B, C, T, H, W)``; ``sigma`` a float or ``(B,)``, one flow time per example."""
+    s = torch.as_tensor(sigma, dtype=x0.dtype, device=x0.device).reshape(-1, 1, 1, 1, 1)
+    return (1 - s) * x0 + s * eps  # x_sigma = (1 - sigma) x0 + sigma eps
+
+
 MAX_SHIFT = 7.0  # the official loops cap e**mu here (diffusers' FramePack pipeline: exp_max = 7.0)
 
 

@@ -60,7 +60,7 @@ from .models.tiny import TinyConfig, TinyFramePack, save_tiny
 from .packing import pack
 from .plan import Plan, Step, make_plan
 from .runtime import resolve_device, save_safetensors
-from .sampler import time_shift
+from .sampler import noised, time_shift
 from .schedule import PRESETS, Schedule
 from .train_state import load_state, save_state
 
@@ -82,6 +82,7 @@ TRAIN_MIX = [
 ]
 SECTION_LENGTHS = [(4, 0.85), (2, 0.03), (3, 0.03), (6, 0.03), (8, 0.03), (9, 0.03)]
 AE_WARMUP = 50  # autoencoder learning-rate warm-up steps (the DiT's is dit.warmup in the config)
+SELF_HISTORY_SIGMA = (0.3, 0.9)  # flow-time range of recycled history's one-shot estimate (dit.self_history_sigma)
 WORLD_TIMES = 400  # autoencoder frames are drawn from times 0 .. 399 of random training worlds
 
 
@@ -325,9 +326,8 @@ def training_loss(model: TinyFramePack, bank: torch.Tensor, task: TrainTask, dc:
     u = torch.rand(B, generator=gen)
     sigma = time_shift(u, dc["train_shift"]).to(device)  # shift u / (1 + (shift - 1) u), toward noise
     eps = torch.randn(x0.shape, generator=gen).to(device)
+    pred = model(noised(x0, sigma, eps), sigma, context)
     s = sigma.view(-1, 1, 1, 1, 1)
-    x_t = (1 - s) * x0 + s * eps
-    pred = model(x_t, sigma, context)
     weight = 1.0 / (s**2 + 0.1)
     beta = dc.get("motion_weight", 0.0)
     if beta:
@@ -341,24 +341,22 @@ def recycle_history(model: TinyFramePack, video: torch.Tensor, prev: Step, dc: d
     the one being trained, so the newest part of its history) replaced by the model's own estimate.
 
     The estimate is one x0 prediction from the true frames noised to a level drawn uniformly from
-    ``dc["self_history_sigma"]`` (default ``(0.3, 0.9)``), packed from the true context: a cheap
+    ``dc["self_history_sigma"]`` (default :data:`SELF_HISTORY_SIGMA`), packed from the true context: a cheap
     stand-in for the blobby section the model itself would draw there, so the step learns to
     continue such a history with the true next section rather than copy its errors (exposure
     bias; Self Forcing's idea at one section's depth, "error recycling"). No gradient flows
     through it. Orders in ``dc["true_time_orders"]`` are left out (their clip holds only the
     frames of the step being trained, not all of ``prev``'s context).
     """
-    lo, hi = dc.get("self_history_sigma", (0.3, 0.9))
+    lo, hi = dc.get("self_history_sigma", SELF_HISTORY_SIGMA)
     B = video.shape[0]
     net = getattr(model, "module", model)  # the bare model under DDP: no gradient sync for this pass
     frames = list(prev.generated)
     x0 = video[:, :, frames]
     sigma = (lo + (hi - lo) * torch.rand(B, generator=gen)).to(video.device)
     eps = torch.randn(x0.shape, generator=gen).to(video.device)
-    s = sigma.view(-1, 1, 1, 1, 1)
     with torch.no_grad():
-        context = pack(video, prev, net.kernels)
-        estimate = net((1 - s) * x0 + s * eps, sigma, context)  # x_t = (1 - sigma) x0 + sigma eps
+        estimate = net(noised(x0, sigma, eps), sigma, pack(video, prev, net.kernels))
     out = video.clone()
     out[:, :, frames] = estimate.to(out.dtype)
     return out
