@@ -14,7 +14,8 @@ Two stages, one config, one seed:
    order in the shipped config) each frame is the real frame at its RoPE time position
    (:func:`training_clip`). AdamW, warm-up + cosine, EMA. ``dit.phases`` changes settings from a
    given step (a curriculum): less history noise, a loss weight on what moves
-   (``motion_weight``), batches from a second bank of worlds with an occluder band
+   (``motion_weight``; only for the orders in ``motion_weight_orders`` when that is given),
+   batches from a second bank of worlds with an occluder band
    (``occluded_prob``, ``data.occluded_videos``: sprites that hide and come back, for the
    forgetting probe) and history snapped to a K-means codebook (``discrete_prob``,
    ``discrete_train_ks``: discrete history, ``+D``). The codebooks (``data.codebook_ks``) are
@@ -104,6 +105,51 @@ def warmup_cosine(step: int, base_lr: float, warmup: int, total: int) -> float:
     ``base_lr`` down to 10% of it at step ``total`` (held there after)."""
     warm = min(1.0, (step + 1) / warmup)
     return base_lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+
+
+# Every key a training config may hold, per section; anything else is refused (a typo would
+# otherwise be trained around silently). ``model`` keys are TinyConfig's fields.
+CONFIG_KEYS = {
+    "top": {"seed", "model", "ae", "data", "dit", "checkpoint_every"},
+    "ae": {"steps", "batch", "lr", "latent_noise"},
+    "data": {"videos", "frames", "occluded_videos", "codebook_ks"},
+    "dit": {"steps", "batch", "lr", "warmup", "weight_decay", "ema", "train_shift", "history_noise_prob",
+            "history_noise_max", "history_dropout", "first_step_prob", "true_time_orders", "phases",
+            "motion_weight", "motion_weight_orders", "occluded_prob", "discrete_prob", "discrete_train_ks",
+            "self_history_prob", "self_history_sigma"},
+}
+PHASE_FIXED = {"steps", "batch", "lr", "warmup", "weight_decay", "ema", "phases"}  # set once for the whole run
+
+
+def check_config(cfg: dict) -> None:
+    """``ValueError`` naming any key of ``cfg`` the trainer would not read (see :data:`CONFIG_KEYS`),
+    any phase without a whole-number ``from_step`` or changing a run-wide setting, and any
+    order name in ``true_time_orders`` / ``motion_weight_orders`` that is not an order."""
+    from .plan import ORDERS
+
+    def unknown(keys, allowed, where):
+        extra = sorted(set(keys) - set(allowed))
+        if extra:
+            raise ValueError(f"training config: unknown key(s) {extra} in {where}; allowed: {sorted(allowed)}")
+
+    if not isinstance(cfg, dict):
+        raise ValueError(f"a training config is a dict (JSON object), got {type(cfg).__name__}")
+    unknown(cfg, CONFIG_KEYS["top"], "the top level")
+    for section in ("ae", "data", "dit"):
+        unknown(cfg.get(section, {}), CONFIG_KEYS[section], f'"{section}"')
+    model_fields = {f.name for f in dataclasses.fields(TinyConfig)}
+    unknown(cfg.get("model", {}), model_fields, '"model"')
+    dc = cfg.get("dit", {})
+    for i, ph in enumerate(dc.get("phases", ())):
+        where = f'"dit"."phases"[{i}]'
+        if not isinstance(ph.get("from_step"), int) or isinstance(ph.get("from_step"), bool) or ph["from_step"] < 0:
+            raise ValueError(f"training config: {where} needs a whole-number from_step >= 0, got {ph.get('from_step')!r}")
+        unknown(ph, (CONFIG_KEYS["dit"] - PHASE_FIXED) | {"from_step"}, where)
+    for scope in [dc, *dc.get("phases", ())]:
+        for key in ("true_time_orders", "motion_weight_orders"):
+            bad = [o for o in (scope.get(key) or ()) if o not in ORDERS]
+            if bad:
+                raise ValueError(f"training config: {key} names {bad}, not sampling orders; choose from {ORDERS}")
 
 
 def load_config(path: str | Path) -> dict:
@@ -330,6 +376,8 @@ def training_loss(model: TinyFramePack, bank: torch.Tensor, task: TrainTask, dc:
     s = sigma.view(-1, 1, 1, 1, 1)
     weight = 1.0 / (s**2 + 0.1)
     beta = dc.get("motion_weight", 0.0)
+    if dc.get("motion_weight_orders") is not None and order not in dc["motion_weight_orders"]:
+        beta = 0.0  # the weight only where it is asked for (e.g. the inverted order's far-from-anchor sections)
     if beta:
         weight = weight * (1 + beta * motion_map(x0))
     return (weight * (pred - x0) ** 2).mean()
@@ -469,6 +517,7 @@ class Trainer:
         self.cfg, self.out, self.device = cfg, Path(out), dev
         self.resume, self.progress = resume, progress
         self.on_step, self.on_checkpoint = on_step, on_checkpoint
+        check_config(cfg)
         self.dc = dict(cfg["dit"])
         if steps is not None:
             self.dc["steps"] = steps
@@ -820,6 +869,7 @@ def main(argv=None) -> None:
     try:
         cfg = load_preset(a.preset) if a.preset is not None else load_config(a.config or DEFAULT_CONFIG)
         budget = time_budget(a.max_minutes)
+        check_config(cfg)
     except ValueError as e:
         p.error(str(e))
     path = train(cfg, a.out, a.device, a.resume, a.steps, not a.no_progress, stop=budget)

@@ -217,3 +217,24 @@ def test_motion_map_marks_what_moves_and_averages_one():
     torch.testing.assert_close(m.mean(dim=(2, 3, 4)), torch.ones(2, 1))
     assert m[0, 0, 1, 2, 1] > 1 and m[0, 0, 1, 5, 5] == 0  # the moving dot vs a still pixel
     assert torch.equal(motion_map(x0[:, :, :1]), torch.ones(2, 1, 1, 8, 8))
+
+
+def test_motion_weight_orders_limit_the_motion_weight_to_the_named_orders():
+    from framepack_lab.schedule import PRESETS
+    from framepack_lab.train import TrainTask, training_loss
+
+    torch.manual_seed(0)
+    model = randomize_zero_init(TinyFramePack(tiny_config(history_noise=True)), 0).eval()
+    bank = torch.randn(2, 4, 40, 8, 8).half()
+    plan = make_plan("vanilla", 13, PRESETS["temporal_kernel"].schedule)
+    task = TrainTask("vanilla", PRESETS["temporal_kernel"].schedule, plan, plan.steps[1])
+    dc = {"batch": 2, "train_shift": 3.0, "history_noise_prob": 0.0, "history_noise_max": 0.5}
+
+    def loss(**extra):
+        return training_loss(model, bank, task, {**dc, **extra}, torch.Generator().manual_seed(1),
+                             random.Random(0), "cpu").item()
+
+    plain, weighted = loss(), loss(motion_weight=3.0)
+    assert plain != weighted
+    assert loss(motion_weight=3.0, motion_weight_orders=["vanilla"]) == weighted
+    assert loss(motion_weight=3.0, motion_weight_orders=["inverted_anti_drifting"]) == plain

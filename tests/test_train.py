@@ -332,3 +332,27 @@ def test_a_checkpoint_without_rng_states_still_resumes(tmp_path):
     (tmp_path / "state.json").write_text(json.dumps(state))
     train(cfg, tmp_path, steps=3, resume=True, progress=False)
     assert json.loads((tmp_path / "state.json").read_text())["step"] == 3
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda c: c["dit"].update(motion_wieght=3.0), r"unknown key\(s\) \['motion_wieght'\] in \"dit\""),
+    (lambda c: c.update(steps=10), r"unknown key\(s\) \['steps'\] in the top level"),
+    (lambda c: c["model"].update(widht=64), r"unknown key\(s\) \['widht'\] in \"model\""),
+    (lambda c: c["dit"]["phases"].append({"from_step": 5, "lr": 0.1}), r"unknown key\(s\) \['lr'\] in \"dit\".\"phases\"\[3\]"),
+    (lambda c: c["dit"]["phases"].append({"motion_weight": 1.0}), "needs a whole-number from_step"),
+    (lambda c: c["dit"].update(motion_weight_orders=["inverted"]), r"motion_weight_orders names \['inverted'\]"),
+])
+def test_a_config_key_the_trainer_would_not_read_is_refused_before_any_work(tmp_path, edit, match):
+    cfg = tiny_train_config()
+    edit(cfg)
+    with pytest.raises(ValueError, match=match):
+        train(cfg, tmp_path / "out", steps=1, progress=False)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_the_shipped_config_and_presets_pass_the_key_check():
+    from framepack_lab.train import check_config, load_preset, preset_names
+
+    check_config(load_config(DEFAULT_CONFIG))
+    for name in preset_names():
+        check_config(load_preset(name))
