@@ -59,7 +59,7 @@ from . import world
 from .models.autoencoder import TinyAutoencoder
 from .models.tiny import TinyConfig, TinyFramePack, save_tiny
 from .packing import pack
-from .plan import Plan, Step, make_plan
+from .plan import ORDERS, Plan, Step, make_plan
 from .runtime import resolve_device, save_safetensors
 from .sampler import noised, time_shift
 from .schedule import PRESETS, Schedule
@@ -125,8 +125,6 @@ def check_config(cfg: dict) -> None:
     """``ValueError`` naming any key of ``cfg`` the trainer would not read (see :data:`CONFIG_KEYS`),
     any phase without a whole-number ``from_step`` or changing a run-wide setting, and any
     order name in ``true_time_orders`` / ``motion_weight_orders`` that is not an order."""
-    from .plan import ORDERS
-
     def unknown(keys, allowed, where):
         extra = sorted(set(keys) - set(allowed))
         if extra:
