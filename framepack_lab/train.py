@@ -145,6 +145,9 @@ def check_config(cfg: dict) -> None:
         unknown(ph, (CONFIG_KEYS["dit"] - PHASE_FIXED) | {"from_step"}, where)
     for scope in [dc, *dc.get("phases", ())]:
         for key in ("true_time_orders", "motion_weight_orders"):
+            if scope.get(key) is not None and not isinstance(scope[key], (list, tuple)):
+                raise ValueError(f"training config: {key} is a list of sampling orders, got {scope[key]!r}; "
+                                 f'write ["{scope[key]}"] for one order')
             bad = [o for o in (scope.get(key) or ()) if o not in ORDERS]
             if bad:
                 raise ValueError(f"training config: {key} names {bad}, not sampling orders; choose from {ORDERS}")

@@ -341,6 +341,8 @@ def test_a_checkpoint_without_rng_states_still_resumes(tmp_path):
     (lambda c: c["dit"]["phases"].append({"from_step": 5, "lr": 0.1}), r"unknown key\(s\) \['lr'\] in \"dit\".\"phases\"\[3\]"),
     (lambda c: c["dit"]["phases"].append({"motion_weight": 1.0}), "needs a whole-number from_step"),
     (lambda c: c["dit"].update(motion_weight_orders=["inverted"]), r"motion_weight_orders names \['inverted'\]"),
+    (lambda c: c["dit"]["phases"].append({"from_step": 5, "true_time_orders": "f1"}),
+     r'true_time_orders is a list of sampling orders, got \'f1\'; write \["f1"\]'),
 ])
 def test_a_config_key_the_trainer_would_not_read_is_refused_before_any_work(tmp_path, edit, match):
     cfg = tiny_train_config()
