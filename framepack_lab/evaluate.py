@@ -21,7 +21,8 @@ ceiling of each figure for a perfect model, which is not 1 for every figure.
 
 Options: ``--frames 256`` for long videos, ``--sweep`` for drift and presence against the history
 noise level, ``--compare DIR`` to time another checkpoint side by side, ``--plot FILE`` for a PNG
-of filmstrips (every order beside the world's own video) to look at before believing a number.
+of filmstrips (every order beside the world's own video) to look at before believing a number,
+``--first-world 16`` for a second, disjoint sample of held-out worlds (16 worlds are few).
 All worlds of one order run as one batch (:func:`framepack_lab.generate.generate_many`), each
 with its own seed, so a figure is the same whatever the batch size.
 """
@@ -90,14 +91,14 @@ def score_videos(videos, seeds, probe_frame: int = 16) -> dict[str, float]:
     }
 
 
-def truth_figures(n_seeds: int = 16, n_frames: int = 64, probe_frame: int = 16) -> dict[str, float]:
+def truth_figures(n_seeds: int = 16, n_frames: int = 64, probe_frame: int = 16, first_world: int = 0) -> dict[str, float]:
     """The same figures for the worlds' own videos: what the measuring stick gives a perfect model.
 
     Not every figure reaches 1 on the truth: a sprite that starts behind another or at the edge of
     the frame changes its visible pixel count, so ``size_kept`` of the truth is below 1 (0.87 on the
     first 16 held-out worlds at 64 frames), and the world's own colours drift a little (0.04).
     """
-    seeds = heldout_seeds(n_seeds)
+    seeds = heldout_seeds(n_seeds, first_world)
     return {**score_videos([world.video(s, n_frames) for s in seeds], seeds, probe_frame), "seconds": float("nan")}
 
 
@@ -113,14 +114,15 @@ def run_order(backend, order: str, seeds, n_frames: int = 64, steps: int = 20, s
 
 def evaluate(backend, orders=ORDERS, n_seeds: int = 16, n_frames: int = 64, steps: int = 20,
              probe_frame: int = 16, seed: int = 0, progress: bool = True, keep_videos: bool = False,
-             **kw) -> dict[str, dict]:
+             first_world: int = 0, **kw) -> dict[str, dict]:
     """Per-order figures over ``n_seeds`` held-out worlds (see the module docstring).
 
     ``kw`` goes to :func:`framepack_lab.generate.generate_many` (``history_noise``,
     ``history_guidance``). With ``keep_videos`` each order's entry also holds its ``videos``.
     ``probe_frame`` is the frame of the survival figure (``survival``, the old headline).
+    ``first_world`` skips that many held-out worlds: a second sample of worlds for the same figures.
     """
-    seeds = heldout_seeds(n_seeds)
+    seeds = heldout_seeds(n_seeds, first_world)
     out = {}
     for order in orders:
         videos, secs = run_order(backend, order, seeds, n_frames, steps, seed, **kw)
@@ -172,12 +174,12 @@ def format_report(res: dict[str, dict], title: str = "", truth: dict | None = No
 
 
 def history_noise_sweep(backend, levels=HISTORY_NOISE_SWEEP, order: str = "vanilla", n_seeds: int = 16,
-                        n_frames: int = 64, steps: int = 20, progress: bool = True) -> dict[float, dict]:
+                        n_frames: int = 64, steps: int = 20, progress: bool = True, first_world: int = 0) -> dict[float, dict]:
     """Figures of one order at each history-noise level ``sigma_test``: ``{level: figures}``."""
     out = {}
     for level in levels:
         out[level] = evaluate(backend, [order], n_seeds, n_frames, steps, progress=False,
-                              history_noise=level)[order]
+                              first_world=first_world, history_noise=level)[order]
         if progress:
             r = out[level]
             print(f"  {order} history_noise={level:.2f}: presence {r['presence']:.3f} worst {r['worst']:.3f} "
@@ -242,6 +244,8 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description="Evaluate the tiny FramePack on held-out worlds.")
     p.add_argument("--checkpoint", default=None, help="folder with model.safetensors (default: shipped)")
     p.add_argument("--seeds", type=int, default=16, help="held-out worlds (default 16)")
+    p.add_argument("--first-world", type=int, default=0,
+                   help="start at this held-out world (default 0; 16 gives a second, disjoint sample of 16)")
     p.add_argument("--frames", type=int, default=64)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--orders", nargs="*", default=list(ORDERS))
@@ -255,16 +259,19 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     if a.seeds < 1 or a.frames < 2 or a.steps < 1:
         p.error("--seeds and --steps must be >= 1 and --frames >= 2")
+    if not 0 <= a.first_world <= len(world.HELDOUT_SEEDS) - a.seeds:
+        p.error(f"--first-world must be 0..{len(world.HELDOUT_SEEDS) - a.seeds} so that {a.seeds} held-out worlds follow it")
     backend = load_tiny(a.checkpoint)
     kw = {"history_noise": a.history_noise, "history_guidance": a.history_guidance, "cache": a.cache}
-    res = evaluate(backend, a.orders, a.seeds, a.frames, a.steps, keep_videos=bool(a.plot), **kw)
+    res = evaluate(backend, a.orders, a.seeds, a.frames, a.steps, keep_videos=bool(a.plot), first_world=a.first_world, **kw)
     cached = f", step cache {a.cache:g}" if a.cache else ""
-    print(format_report(res, f"{a.seeds} held-out worlds, {a.frames} frames, {a.steps} Euler steps{cached}",
-                        truth=truth_figures(a.seeds, a.frames)))
+    worlds = f"held-out worlds {a.first_world}-{a.first_world + a.seeds - 1}" if a.first_world else f"{a.seeds} held-out worlds"
+    print(format_report(res, f"{worlds}, {a.frames} frames, {a.steps} Euler steps{cached}",
+                        truth=truth_figures(a.seeds, a.frames, first_world=a.first_world)))
     if a.plot:
-        print(f"filmstrips: {plot_filmstrips(res, heldout_seeds(a.seeds), a.plot)}")
+        print(f"filmstrips: {plot_filmstrips(res, heldout_seeds(a.seeds, a.first_world), a.plot)}")
     if a.sweep:
-        sweep = history_noise_sweep(backend, n_seeds=a.seeds, n_frames=a.frames, steps=a.steps)
+        sweep = history_noise_sweep(backend, n_seeds=a.seeds, n_frames=a.frames, steps=a.steps, first_world=a.first_world)
         print("vanilla by history noise: " + "; ".join(
             f"{k:.1f}: drift {v['drift']:.4f}, presence {v['presence']:.2f}" for k, v in sweep.items()))
     if a.compare:

@@ -296,3 +296,23 @@ def test_truth_row_scores_the_worlds_own_videos():
     assert 0 < t["size_kept"] <= 1
     text = format_report({"vanilla": {**t, "seconds": 1.0}}, truth=t)
     assert "(the worlds own videos)" in text
+
+
+def test_first_world_measures_a_disjoint_sample_of_worlds(backend):
+    from framepack_lab.evaluate import heldout_seeds, run_order, score_videos, truth_figures
+
+    res = evaluate(backend, orders=["f1"], n_seeds=2, n_frames=9, steps=1, progress=False, first_world=16)
+    seeds = heldout_seeds(2, 16)
+    assert seeds == list(world.HELDOUT_SEEDS)[16:18]
+    videos, _ = run_order(backend, "f1", seeds, 9, 1)
+    assert res["f1"]["drift"] == score_videos(videos, seeds)["drift"]
+    t0, t16 = truth_figures(2, 9), truth_figures(2, 9, first_world=16)
+    assert t16["drift"] == score_videos([world.video(s, 9) for s in seeds], seeds)["drift"] != t0["drift"]
+
+
+def test_evaluate_command_refuses_a_first_world_past_the_held_out_range(capsys):
+    from framepack_lab.evaluate import main
+
+    with pytest.raises(SystemExit):
+        main(["--first-world", str(len(world.HELDOUT_SEEDS)), "--seeds", "16"])
+    assert "--first-world must be 0.." in capsys.readouterr().err
