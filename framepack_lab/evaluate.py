@@ -47,7 +47,11 @@ HISTORY_NOISE_SWEEP = (0.0, 0.1, 0.3, 0.5)
 
 
 def heldout_seeds(n: int, offset: int = 0) -> list[int]:
-    """The first ``n`` held-out world seeds after ``offset`` (the test suites use offsets < 100)."""
+    """The first ``n`` held-out world seeds after ``offset`` (the test suites use offsets < 100).
+    ``ValueError`` when fewer than ``n`` held-out worlds follow ``offset``."""
+    last = len(world.HELDOUT_SEEDS) - n
+    if not 0 <= offset <= last:
+        raise ValueError(f"the first held-out world must be 0..{last} so that {n} held-out worlds follow it, got {offset}")
     return list(world.HELDOUT_SEEDS)[offset:offset + n]
 
 
@@ -259,8 +263,10 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     if a.seeds < 1 or a.frames < 2 or a.steps < 1:
         p.error("--seeds and --steps must be >= 1 and --frames >= 2")
-    if not 0 <= a.first_world <= len(world.HELDOUT_SEEDS) - a.seeds:
-        p.error(f"--first-world must be 0..{len(world.HELDOUT_SEEDS) - a.seeds} so that {a.seeds} held-out worlds follow it")
+    try:
+        heldout_seeds(a.seeds, a.first_world)
+    except ValueError as e:
+        p.error(f"--first-world: {e}")
     backend = load_tiny(a.checkpoint)
     kw = {"history_noise": a.history_noise, "history_guidance": a.history_guidance, "cache": a.cache}
     res = evaluate(backend, a.orders, a.seeds, a.frames, a.steps, keep_videos=bool(a.plot), first_world=a.first_world, **kw)

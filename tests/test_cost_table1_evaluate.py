@@ -310,9 +310,11 @@ def test_first_world_measures_a_disjoint_sample_of_worlds(backend):
     assert t16["drift"] == score_videos([world.video(s, 9) for s in seeds], seeds)["drift"] != t0["drift"]
 
 
-def test_evaluate_command_refuses_a_first_world_past_the_held_out_range(capsys):
+def test_a_first_world_outside_the_held_out_range_is_refused(capsys):
     from framepack_lab.evaluate import main
 
     with pytest.raises(SystemExit):
         main(["--first-world", str(len(world.HELDOUT_SEEDS)), "--seeds", "16"])
-    assert "--first-world must be 0.." in capsys.readouterr().err
+    assert "--first-world: the first held-out world must be 0.." in capsys.readouterr().err
+    with pytest.raises(ValueError, match="so that 2 held-out worlds follow it"):
+        evaluate(None, orders=["f1"], n_seeds=2, first_world=-1)  # refused before the model is used
