@@ -51,7 +51,8 @@ def videos(backend):
     from framepack_lab.evaluate import heldout_seeds, run_order
 
     # Not the worlds `evaluate` reports on. 12, not 6: one world that loses a sprite early moves a
-    # 6-world presence by 0.1 (vanilla: 0.76 on worlds 200-205 against 0.91 on 206-223).
+    # 6-world presence by 0.1 (vanilla, with an earlier checkpoint: 0.76 on worlds 200-205 against
+    # 0.91 on 206-223).
     seeds = heldout_seeds(N_WORLDS, offset=200)
     return seeds, {order: run_order(backend, order, seeds, n_frames=64)[0] for order in ORDERS}
 
