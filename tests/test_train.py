@@ -338,7 +338,7 @@ def test_a_checkpoint_without_rng_states_still_resumes(tmp_path):
     (lambda c: c["dit"].update(motion_wieght=3.0), r"unknown key\(s\) \['motion_wieght'\] in \"dit\""),
     (lambda c: c.update(steps=10), r"unknown key\(s\) \['steps'\] in the top level"),
     (lambda c: c["model"].update(widht=64), r"unknown key\(s\) \['widht'\] in \"model\""),
-    (lambda c: c["dit"]["phases"].append({"from_step": 5, "lr": 0.1}), r"unknown key\(s\) \['lr'\] in \"dit\".\"phases\"\[3\]"),
+    (lambda c: c["dit"]["phases"].insert(0, {"from_step": 5, "lr": 0.1}), r"unknown key\(s\) \['lr'\] in \"dit\".\"phases\"\[0\]"),
     (lambda c: c["dit"]["phases"].append({"motion_weight": 1.0}), "needs a whole-number from_step"),
     (lambda c: c["dit"].update(motion_weight_orders=["inverted"]), r"motion_weight_orders names \['inverted'\]"),
     (lambda c: c["dit"]["phases"].append({"from_step": 5, "true_time_orders": "f1"}),
