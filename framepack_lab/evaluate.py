@@ -264,7 +264,7 @@ def main(argv=None) -> None:
     if a.seeds < 1 or a.frames < 2 or a.steps < 1:
         p.error("--seeds and --steps must be >= 1 and --frames >= 2")
     try:
-        heldout_seeds(a.seeds, a.first_world)
+        seeds = heldout_seeds(a.seeds, a.first_world)
     except ValueError as e:
         p.error(f"--first-world: {e}")
     backend = load_tiny(a.checkpoint)
@@ -275,7 +275,7 @@ def main(argv=None) -> None:
     print(format_report(res, f"{worlds}, {a.frames} frames, {a.steps} Euler steps{cached}",
                         truth=truth_figures(a.seeds, a.frames, first_world=a.first_world)))
     if a.plot:
-        print(f"filmstrips: {plot_filmstrips(res, heldout_seeds(a.seeds, a.first_world), a.plot)}")
+        print(f"filmstrips: {plot_filmstrips(res, seeds, a.plot)}")
     if a.sweep:
         sweep = history_noise_sweep(backend, n_seeds=a.seeds, n_frames=a.frames, steps=a.steps, first_world=a.first_world)
         print("vanilla by history noise: " + "; ".join(
