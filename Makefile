@@ -17,6 +17,8 @@
 #   PYTHON       interpreter used to create .venv (3.10+)
 #   PRESET       notebook preset for `make notebooks` (smoke | full)
 #   LAB_ARGS     extra arguments for `jupyter lab`, e.g. LAB_ARGS="--no-browser --ip 0.0.0.0"
+#   CHECKPOINT   tiny checkpoint folder for `make figures` (default: the shipped one)
+#   COMPARE      a second checkpoint `make figures` times against (the speed ratio; default: none)
 #   PYTEST_ARGS  extra arguments for pytest, e.g. PYTEST_ARGS="-m 'not slow' -x"
 #   E2E_ARGS     extra arguments for e2e/run_e2e.py, e.g. E2E_ARGS="--preset full --headed"
 #   BENCH_ARGS   extra arguments for benchmarks/bench.py, e.g. BENCH_ARGS="--repeats 5"
@@ -33,6 +35,8 @@ LAB_ARGS    ?=
 PYTEST_ARGS ?=
 E2E_ARGS    ?=
 BENCH_ARGS  ?=
+CHECKPOINT  ?=
+COMPARE     ?=
 CHROMIUM    ?= /usr/bin/chromium
 
 KERNEL      := framepack-lab
@@ -60,7 +64,7 @@ endif
 # and pip's exit status.
 QUIET_PIP   = 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
-.PHONY: help setup lab test e2e bench gpu-check notebooks table1 table2 forgetting strip clean distclean FORCE
+.PHONY: help setup lab test e2e bench gpu-check notebooks table1 table2 forgetting figures strip clean distclean FORCE
 
 help: ## list targets
 	@echo "framepack-lab make targets:"
@@ -147,6 +151,9 @@ table2: setup ## the toy Table 2: the paper's anti-drifting alternatives x 16 he
 
 forgetting: setup ## the forgetting probe: recall of a hidden sprite vs hidden frames, deep vs shallow packing -> build/forgetting.csv, .png (PRESET=smoke for a quick one; default full)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m framepack_lab.forgetting --preset $(if $(filter command line,$(origin PRESET)),$(PRESET),full) --out build
+
+figures: setup ## every checkpoint-dependent figure of the README (evaluate at 64 and 256 frames, Table 2, +D, forgetting) in two 1-thread lanes -> build/figures/ (CHECKPOINT=dir to score another model, COMPARE=dir for the speed ratio, PRESET=smoke for a quick one; default full)
+	PYTHON=$(BIN)/python bash benchmarks/figures.sh build/figures "$(CHECKPOINT)" $(if $(filter command line,$(origin PRESET)),$(PRESET),full) "$(COMPARE)"
 
 strip: setup ## strip outputs and execution counts from notebooks/*.ipynb in place
 	$(if $(NOTEBOOKS),$(BIN)/nbstripout --extra-keys "metadata.papermill cell.metadata.papermill" $(NOTEBOOKS),@echo "no notebooks to strip")
