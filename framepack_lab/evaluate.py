@@ -10,6 +10,10 @@ in training) with each sampling order and reports, per order, over **every frame
   0.5-2x of the first frame's (no melting, no smearing); target >= 0.8;
 * **motion**: sprite path length over the video relative to the world's own path over the same
   frames; target 0.5-1.5;
+* **reach**: how far the sprites found in the first and last frames got from where they started,
+  over the world's own distance for the same sprites (a path can be long while the video ends
+  where it began: the inverted order generates the end first, from the first frame alone);
+  reported, no target;
 * **invented**: fraction of frames that show a sprite of a colour absent from the first frame
   (a hallucinated sprite, which presence cannot see); reported, no target;
 * **survival@16**: fraction of first-frame sprites found at frame 16 (the old headline figure);
@@ -58,10 +62,11 @@ def heldout_seeds(n: int, offset: int = 0) -> list[int]:
 def score_videos(videos, seeds, probe_frame: int = 16) -> dict[str, float]:
     """The figures of the module docstring for ``videos`` ``[(T, H, W, 3)]`` of worlds ``seeds``.
 
-    Returns ``{"presence", "worst", "size_kept", "motion", "survival", "invented", "drift", "drift_sd",
-    "presence_curve"}``; ``presence_curve`` is the per-frame presence ``(T,)`` over all worlds.
+    Returns ``{"presence", "worst", "size_kept", "motion", "reach", "survival", "invented", "drift",
+    "drift_sd", "presence_curve"}``; ``presence_curve`` is the per-frame presence ``(T,)`` over all worlds.
     """
     per_frame, sizes, gen_len, true_len, survival, drift, invented = [], [], 0.0, 0.0, [], [], []
+    gen_reach, true_reach = 0.0, 0.0
     for v, s in zip(videos, seeds):
         drift.append(metrics.start_end_contrast(metrics.colour_drift(v)))
         tracks = metrics.sprite_tracks(v)
@@ -76,11 +81,16 @@ def score_videos(videos, seeds, probe_frame: int = 16) -> dict[str, float]:
         truth = metrics.true_path_lengths(world.make_world(s), paths, PATH_STRIDE)
         gen_len += sum(paths[c][0] for c in truth)
         true_len += sum(truth.values())
+        first, last = tracks[0], tracks[-1]
+        own_reach = metrics.true_displacements(world.make_world(s), len(v) - 1)
+        for c in (c for c in first if c in last and c in own_reach):
+            gen_reach += float(np.hypot(last[c][0] - first[c][0], last[c][1] - first[c][1]))
+            true_reach += own_reach[c]
         if len(v) > probe_frame:
             survival.append(float(presence[probe_frame]))
     if not per_frame:  # no sprite in any first frame: only the drift is defined
         nan = float("nan")
-        return {"presence": nan, "worst": nan, "size_kept": nan, "motion": nan, "survival": nan,
+        return {"presence": nan, "worst": nan, "size_kept": nan, "motion": nan, "reach": nan, "survival": nan,
                 "invented": float(np.mean(invented)),
                 "drift": float(np.mean(drift)), "drift_sd": float(np.std(drift)), "presence_curve": np.array([])}
     found = np.sum([f for f, _ in per_frame], axis=0)
@@ -90,6 +100,7 @@ def score_videos(videos, seeds, probe_frame: int = 16) -> dict[str, float]:
         "presence": float(curve.mean()), "worst": float(curve.min()),
         "size_kept": float(np.mean((sizes >= SIZE_RANGE[0]) & (sizes <= SIZE_RANGE[1]))) if len(sizes) else 0.0,
         "motion": float(gen_len / true_len) if true_len > 0 else float("nan"),
+        "reach": float(gen_reach / true_reach) if true_reach > 0 else float("nan"),
         "survival": _mean(survival), "invented": _mean(invented), "drift": float(np.mean(drift)), "drift_sd": float(np.std(drift)),
         "presence_curve": curve,
     }
@@ -155,8 +166,8 @@ def _ok(name: str, value: float) -> str:
 def format_report(res: dict[str, dict], title: str = "", truth: dict | None = None) -> str:
     """A plain-text table of :func:`evaluate`'s result; ``!`` marks a figure that misses its target.
     ``truth`` (:func:`truth_figures`) adds a last row: the same figures for the worlds' own videos."""
-    cols = ["presence", "worst", "size_kept", "motion", "invented", "survival", "drift", "seconds"]
-    heads = ["presence", "worst", "size kept", "motion", "invented", "surv@16", "drift", "s/video"]
+    cols = ["presence", "worst", "size_kept", "motion", "reach", "invented", "survival", "drift", "seconds"]
+    heads = ["presence", "worst", "size kept", "motion", "reach", "invented", "surv@16", "drift", "s/video"]
     lines = [title] if title else []
     lines.append(f"{'order':24s} " + " ".join(f"{h:>10s}" for h in heads))
 

@@ -293,6 +293,7 @@ def test_truth_row_scores_the_worlds_own_videos():
 
     t = truth_figures(n_seeds=4, n_frames=33)
     assert t["presence"] > 0.95 and 0.9 < t["motion"] < 1.1  # the world against itself
+    assert 0.9 < t["reach"] < 1.15  # centroids of partly hidden sprites shift a little
     assert 0 < t["size_kept"] <= 1
     text = format_report({"vanilla": {**t, "seconds": 1.0}}, truth=t)
     assert "(the worlds own videos)" in text
@@ -318,3 +319,14 @@ def test_a_first_world_outside_the_held_out_range_is_refused(capsys):
     assert "--first-world: the first held-out world must be 0.." in capsys.readouterr().err
     with pytest.raises(ValueError, match="so that 2 held-out worlds follow it"):
         evaluate(None, orders=["f1"], n_seeds=2, first_world=-1)  # refused before the model is used
+
+
+def test_a_video_that_stands_still_has_no_reach_and_no_motion():
+    """Reach: how far sprites get from the start by the last frame, against the world's."""
+    from framepack_lab.evaluate import heldout_seeds, score_videos
+
+    seeds = heldout_seeds(3)
+    still = [np.repeat(world.video(s, 1), 9, axis=0) for s in seeds]
+    r = score_videos(still, seeds)
+    assert r["reach"] == 0.0 and r["motion"] == 0.0 and r["presence"] == 1.0
+    assert "reach" in format_report({"vanilla": {**r, "seconds": 1.0}}).splitlines()[0]
