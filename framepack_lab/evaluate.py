@@ -78,11 +78,12 @@ def score_videos(videos, seeds, probe_frame: int = 16) -> dict[str, float]:
         per_frame.append((presence * n, n))
         sizes.extend(metrics.size_ratios(v, tracks).values())
         paths = metrics.path_lengths(v, PATH_STRIDE, tracks)
-        truth = metrics.true_path_lengths(world.make_world(s), paths, PATH_STRIDE)
+        w = world.make_world(s)
+        truth = metrics.true_path_lengths(w, paths, PATH_STRIDE)
         gen_len += sum(paths[c][0] for c in truth)
         true_len += sum(truth.values())
         first, last = tracks[0], tracks[-1]
-        own_reach = metrics.true_displacements(world.make_world(s), len(v) - 1)
+        own_reach = metrics.true_displacements(w, len(v) - 1)
         for c in (c for c in first if c in last and c in own_reach):
             gen_reach += float(np.hypot(last[c][0] - first[c][0], last[c][1] - first[c][1]))
             true_reach += own_reach[c]
