@@ -35,7 +35,8 @@ for c in "$CKPT" "$COMPARE"; do
 done
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MPLBACKEND=Agg
 mkdir -p "$OUT"
-CK=(${CKPT:+--checkpoint "$CKPT"})
+CK=()
+[ -n "$CKPT" ] && CK=(--checkpoint "$CKPT")
 
 job() {  # job NAME CMD...: run one job, its output in OUT/NAME.log, a line with its time and status
   local name=$1 t0=$SECONDS; shift

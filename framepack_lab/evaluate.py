@@ -82,11 +82,10 @@ def score_videos(videos, seeds, probe_frame: int = 16) -> dict[str, float]:
         truth = metrics.true_path_lengths(w, paths, PATH_STRIDE)
         gen_len += sum(paths[c][0] for c in truth)
         true_len += sum(truth.values())
-        first, last = tracks[0], tracks[-1]
+        reach = metrics.sprite_displacements(v, len(v) - 1, tracks)
         own_reach = metrics.true_displacements(w, len(v) - 1)
-        for c in (c for c in first if c in last and c in own_reach):
-            gen_reach += float(np.hypot(last[c][0] - first[c][0], last[c][1] - first[c][1]))
-            true_reach += own_reach[c]
+        gen_reach += sum(d for c, d in reach.items() if c in own_reach)
+        true_reach += sum(own_reach[c] for c in reach if c in own_reach)
         if len(v) > probe_frame:
             survival.append(float(presence[probe_frame]))
     if not per_frame:  # no sprite in any first frame: only the drift is defined

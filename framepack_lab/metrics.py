@@ -108,10 +108,14 @@ def sprite_survival(video, t: int) -> float:
     return sum(c in later for c in first) / len(first)
 
 
-def sprite_displacements(video, t: int) -> dict[int, float]:
-    """Distance in pixels each sprite (by colour) moved between frame 0 and frame ``t``."""
-    v = _video(video)
-    a, b = world.find_sprites(v[0]), world.find_sprites(v[t])
+def sprite_displacements(video, t: int, tracks=None) -> dict[int, float]:
+    """Distance in pixels each sprite (by colour) moved between frame 0 and frame ``t``
+    (``tracks``: :func:`sprite_tracks` of ``video``, when the caller has them)."""
+    if tracks is None:
+        v = _video(video)
+        a, b = world.find_sprites(v[0]), world.find_sprites(v[t])
+    else:
+        a, b = tracks[0], tracks[t]
     return {c: float(np.hypot(b[c][0] - a[c][0], b[c][1] - a[c][1])) for c in a if c in b}
 
 
