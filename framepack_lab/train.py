@@ -794,8 +794,16 @@ class Trainer:
             self._logf.close()
             self._logf = None
         if self.env.distributed:
+            import gc
+
             import torch.distributed as dist
 
+            # DDP's reducer holds the process group, and DDP's hooks keep it in a reference cycle:
+            # free it here, or the group's gloo threads die during interpreter shutdown, which can
+            # abort the process after a finished run ("terminate called without an active exception")
+            if getattr(self, "forward_model", None) is not None:
+                self.forward_model = self.model
+                gc.collect()
             if dist.is_initialized():
                 dist.destroy_process_group()
 
