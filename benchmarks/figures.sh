@@ -6,8 +6,9 @@
 #   bash benchmarks/figures.sh OUT [CHECKPOINT] [PRESET] [COMPARE]
 #
 # CHECKPOINT: a tiny checkpoint folder (default: the shipped one). PRESET: full (default, the
-# README's figures; 58 min for both lanes on a 2-core CPU for the shipped model: lane A 41, lane B 58) or smoke (seconds,
-# a rehearsal). COMPARE: another checkpoint to time against side by side (the speed ratio).
+# README's figures; for the shipped model on a 2-core CPU lane A takes 41 min and lane B 58, side
+# by side) or smoke (seconds, a rehearsal). COMPARE: another checkpoint to time against side by
+# side (the speed ratio).
 #
 # lane A: evaluate, 16 held-out worlds x 64 frames, filmstrips, history-noise sweep, speed ratio;
 #         then the toy Table 2
