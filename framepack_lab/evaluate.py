@@ -84,9 +84,10 @@ def score_videos(videos, seeds, probe_frame: int = 16) -> dict[str, float]:
         true_len += sum(truth.values())
         reach = metrics.sprite_displacements(v, len(v) - 1, tracks)
         own_reach = metrics.true_displacements(w, len(v) - 1)
-        for c in (c for c in reach if c in own_reach):  # in the order of the first frame's sprites
-            gen_reach += reach[c]
-            true_reach += own_reach[c]
+        for c, d in reach.items():  # in the order of the first frame's sprites
+            if c in own_reach:
+                gen_reach += d
+                true_reach += own_reach[c]
         if len(v) > probe_frame:
             survival.append(float(presence[probe_frame]))
     if not per_frame:  # no sprite in any first frame: only the drift is defined
