@@ -26,7 +26,9 @@ ceiling of each figure for a perfect model, which is not 1 for every figure.
 Options: ``--frames 256`` for long videos, ``--sweep`` for drift and presence against the history
 noise level, ``--compare DIR`` to time another checkpoint side by side, ``--plot FILE`` for a PNG
 of filmstrips (every order beside the world's own video) to look at before believing a number,
-``--first-world 16`` for a second, disjoint sample of held-out worlds (16 worlds are few).
+``--first-world 16`` for a second, disjoint sample of held-out worlds (16 worlds are few),
+``--inverted-gap true`` (or a cap in sections, e.g. ``6``) to run the inverted order at another RoPE
+gap than the official loop's and ``--gap-sweep`` for its figures at :data:`INVERTED_GAP_SWEEP`.
 All worlds of one order run as one batch (:func:`framepack_lab.generate.generate_many`), each
 with its own seed, so a figure is the same whatever the batch size.
 """
@@ -42,12 +44,13 @@ import numpy as np
 
 from . import metrics, world
 from .generate import DEFAULT_ORDER, generate_many
-from .plan import ORDERS
+from .plan import DEFAULT_INVERTED_GAP, ORDERS, check_gap, make_plan
 
 TARGETS = {"presence": 0.9, "worst": 0.8, "size_kept": 0.8, "motion": (0.5, 1.5)}
 SIZE_RANGE = (0.5, 2.0)   # last/first pixel count that counts as "size kept"
 PATH_STRIDE = 4           # frames between centroid samples of a path
 HISTORY_NOISE_SWEEP = (0.0, 0.1, 0.3, 0.5)
+INVERTED_GAP_SWEEP = ("official", 6, "true")  # the official cap, a cap at 6 sections, every section at its true time
 
 
 def heldout_seeds(n: int, offset: int = 0) -> list[int]:
@@ -119,30 +122,36 @@ def truth_figures(n_seeds: int = 16, n_frames: int = 64, probe_frame: int = 16, 
     return {**score_videos([world.video(s, n_frames) for s in seeds], seeds, probe_frame), "seconds": float("nan")}
 
 
-def run_order(backend, order: str, seeds, n_frames: int = 64, steps: int = 20, seed: int = 0, **kw):
+def run_order(backend, order: str, seeds, n_frames: int = 64, steps: int = 20, seed: int = 0,
+              inverted_gap: "str | int" = DEFAULT_INVERTED_GAP, **kw):
     """Generate one batch of videos (one per world seed) with ``order``; returns (videos, seconds
-    per video). ``kw`` goes to :func:`framepack_lab.generate.generate_many` (``history_noise`` ...)."""
+    per video). ``inverted_gap`` is the inverted order's RoPE gap (:func:`framepack_lab.plan.inverted_padding`;
+    the other orders have none). ``kw`` goes to :func:`framepack_lab.generate.generate_many`
+    (``history_noise`` ...)."""
+    gap = check_gap(inverted_gap) if order == "inverted_anti_drifting" else None
+    plan = make_plan(order, n_frames, gap=gap)
     firsts = [world.video(s, 1)[0] for s in seeds]
     t0 = time.perf_counter()
-    results = generate_many(backend, firsts, n_frames=n_frames, order=order, steps=steps,
-                            seeds=[seed + s for s in seeds], **kw)
+    results = generate_many(backend, firsts, plan=plan, steps=steps, seeds=[seed + s for s in seeds], **kw)
     return [r.frames for r in results], (time.perf_counter() - t0) / len(seeds)
 
 
 def evaluate(backend, orders=ORDERS, n_seeds: int = 16, n_frames: int = 64, steps: int = 20,
              probe_frame: int = 16, seed: int = 0, progress: bool = True, keep_videos: bool = False,
-             first_world: int = 0, **kw) -> dict[str, dict]:
+             first_world: int = 0, inverted_gap: "str | int" = DEFAULT_INVERTED_GAP, **kw) -> dict[str, dict]:
     """Per-order figures over ``n_seeds`` held-out worlds (see the module docstring).
 
     ``kw`` goes to :func:`framepack_lab.generate.generate_many` (``history_noise``,
     ``history_guidance``). With ``keep_videos`` each order's entry also holds its ``videos``.
     ``probe_frame`` is the frame of the survival figure (``survival``, the old headline).
     ``first_world`` skips that many held-out worlds: a second sample of worlds for the same figures.
+    ``inverted_gap``: the inverted order's RoPE gap between anchor and section (default the official loop's).
     """
+    check_gap(inverted_gap)
     seeds = heldout_seeds(n_seeds, first_world)
     out = {}
     for order in orders:
-        videos, secs = run_order(backend, order, seeds, n_frames, steps, seed, **kw)
+        videos, secs = run_order(backend, order, seeds, n_frames, steps, seed, inverted_gap, **kw)
         out[order] = {**score_videos(videos, seeds, probe_frame), "seconds": secs}
         if keep_videos:
             out[order]["videos"] = videos
@@ -201,6 +210,28 @@ def history_noise_sweep(backend, levels=HISTORY_NOISE_SWEEP, order: str = "vanil
             r = out[level]
             print(f"  {order} history_noise={level:.2f}: presence {r['presence']:.3f} worst {r['worst']:.3f} "
                   f"drift {r['drift']:.4f}", flush=True)
+    return out
+
+
+def inverted_gap_sweep(backend, gaps=INVERTED_GAP_SWEEP, n_seeds: int = 16, n_frames: int = 64, steps: int = 20,
+                       progress: bool = True, first_world: int = 0, keep_videos: bool = False) -> dict:
+    """The inverted order's figures at each RoPE gap between its anchor and its sections:
+    ``{gap: figures}`` (gaps as in :func:`framepack_lab.plan.inverted_padding`; with
+    ``keep_videos`` each entry also holds its ``videos``).
+
+    The official loop caps the gap at a few sections, so a model that learned true distances is
+    told that the video's end lies only that far from the first frame: motion and reach follow
+    the gap, and so can presence and invented sprites (a far end is harder to draw)."""
+    for g in gaps:
+        check_gap(g)
+    out = {}
+    for g in gaps:
+        out[g] = evaluate(backend, ["inverted_anti_drifting"], n_seeds, n_frames, steps, progress=False,
+                          keep_videos=keep_videos, first_world=first_world, inverted_gap=g)["inverted_anti_drifting"]
+        if progress:
+            r = out[g]
+            print(f"  inverted gap={g}: presence {r['presence']:.3f} worst {r['worst']:.3f} size {r['size_kept']:.2f} "
+                  f"motion {r['motion']:.2f} reach {r['reach']:.2f} invented {r['invented']:.2f}", flush=True)
     return out
 
 
@@ -271,6 +302,10 @@ def main(argv=None) -> None:
     p.add_argument("--cache", type=float, default=None,
                    help="step-cache threshold (TeaCache's rule, e.g. 0.1 or 0.15; default: off)")
     p.add_argument("--sweep", action="store_true", help="also: vanilla at history noise 0, 0.1, 0.3, 0.5")
+    p.add_argument("--inverted-gap", default=DEFAULT_INVERTED_GAP,
+                   help="the inverted order's RoPE gap: official (default), true, or a cap in sections (e.g. 6)")
+    p.add_argument("--gap-sweep", action="store_true",
+                   help="also: the inverted order at gaps " + ", ".join(map(str, INVERTED_GAP_SWEEP)))
     p.add_argument("--compare", default=None, help="another checkpoint to time side by side")
     p.add_argument("--plot", default=None, help="write a PNG of filmstrips here")
     a = p.parse_args(argv)
@@ -280,12 +315,19 @@ def main(argv=None) -> None:
         seeds = heldout_seeds(a.seeds, a.first_world)
     except ValueError as e:
         p.error(f"--first-world: {e}")
+    gap = int(a.inverted_gap) if a.inverted_gap.isdigit() else a.inverted_gap
+    try:
+        check_gap(gap)
+    except ValueError as e:
+        p.error(f"--inverted-gap: {e}")
     backend = load_tiny(a.checkpoint)
     kw = {"history_noise": a.history_noise, "history_guidance": a.history_guidance, "cache": a.cache}
-    res = evaluate(backend, a.orders, a.seeds, a.frames, a.steps, keep_videos=bool(a.plot), first_world=a.first_world, **kw)
-    cached = f", step cache {a.cache:g}" if a.cache else ""
+    res = evaluate(backend, a.orders, a.seeds, a.frames, a.steps, keep_videos=bool(a.plot), first_world=a.first_world,
+                   inverted_gap=gap, **kw)
+    options = f", step cache {a.cache:g}" if a.cache else ""
+    options += f", inverted gap {gap}" if gap != DEFAULT_INVERTED_GAP else ""
     worlds = f"held-out worlds {a.first_world}-{a.first_world + a.seeds - 1}" if a.first_world else f"{a.seeds} held-out worlds"
-    print(format_report(res, f"{worlds}, {a.frames} frames, {a.steps} Euler steps{cached}",
+    print(format_report(res, f"{worlds}, {a.frames} frames, {a.steps} Euler steps{options}",
                         truth=truth_figures(a.seeds, a.frames, first_world=a.first_world)))
     if a.plot:
         print(f"filmstrips: {plot_filmstrips(res, seeds, a.plot)}")
@@ -293,6 +335,8 @@ def main(argv=None) -> None:
         sweep = history_noise_sweep(backend, n_seeds=a.seeds, n_frames=a.frames, steps=a.steps, first_world=a.first_world)
         print("vanilla by history noise: " + "; ".join(
             f"{k:.1f}: drift {v['drift']:.4f}, presence {v['presence']:.2f}" for k, v in sweep.items()))
+    if a.gap_sweep:
+        inverted_gap_sweep(backend, n_seeds=a.seeds, n_frames=a.frames, steps=a.steps, first_world=a.first_world)
     if a.compare:
         other = load_tiny(a.compare)
         t = compare_speed({"this": backend, "other": other})

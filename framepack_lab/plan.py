@@ -263,30 +263,54 @@ def anti_drifting(n_frames: int, schedule: "Schedule | str | None" = None) -> Pl
     return _walk("anti_drifting", sched, n_frames, total, order)
 
 
-def inverted_padding(n_sections: int) -> list[int]:
-    """The official padding schedule of inverted anti-drifting, in generation order.
+# The RoPE gap between the inverted order's anchor (the first frame, position 0) and each section,
+# counted in sections of padding: "official" is the official loop's (and diffusers') capped gap,
+# "true" puts every section at its true distance, an int k caps the true padding at k sections.
+INVERTED_GAPS = ("official", "true")
+DEFAULT_INVERTED_GAP = "official"
+OFFICIAL_MAX_SECTIONS = 4  # the official loop caps the padding once a video has more sections than this
 
-    ``reversed(range(N))``, or ``[3] + [2] * (N - 3) + [1, 0]`` when N > 4 (the RoPE gap between
-    the anchor and the section is capped).
+
+def check_gap(gap) -> "str | int":
+    """``gap`` if it is one of :data:`INVERTED_GAPS` or an integer >= 0, else ``ValueError``."""
+    if gap in INVERTED_GAPS or (isinstance(gap, int) and not isinstance(gap, bool) and gap >= 0):
+        return gap
+    raise ValueError(f"gap must be one of {', '.join(map(repr, INVERTED_GAPS))} or an integer >= 0 "
+                     f"(the padding capped at that many sections), got {gap!r}")
+
+
+def inverted_padding(n_sections: int, gap: "str | int" = DEFAULT_INVERTED_GAP) -> list[int]:
+    """The padding of inverted anti-drifting in generation order: how many sections of RoPE time
+    lie between the anchor and each section.
+
+    ``"official"``: ``reversed(range(N))``, or ``[3] + [2] * (N - 3) + [1, 0]`` when N > 4 (the
+    official loop caps the gap; its comment says duplicating some paddings "looks better" than
+    expanding them). ``"true"``: ``reversed(range(N))``, every section at its true distance. An
+    integer ``k``: the true padding capped at ``k``, ``min(p, k)``.
     """
-    if n_sections > 4:
-        return [3] + [2] * (n_sections - 3) + [1, 0]
-    return list(reversed(range(n_sections)))
+    gap = check_gap(gap)
+    true = list(reversed(range(n_sections)))
+    if gap == "true":
+        return true
+    if gap == "official":
+        return [3] + [2] * (n_sections - 3) + [1, 0] if n_sections > OFFICIAL_MAX_SECTIONS else true
+    return [min(p, gap) for p in true]
 
 
 def inverted_anti_drifting(n_frames: int, schedule: "Schedule | str | None" = None,
-                           capped_gap: bool = True) -> Plan:
+                           gap: "str | int" = DEFAULT_INVERTED_GAP) -> Plan:
     """Reverse time: every section is conditioned on the first frame (a clean anchor at time 0)
     and the already generated later frames, so each step generates *toward* a real frame.
 
-    With ``capped_gap`` (the official loop) the section and its future sit at RoPE position
-    ``1 + padding * S`` after the anchor, with the padding of :func:`inverted_padding`; without it
-    every frame keeps its true time.
+    The section and its future sit at RoPE position ``1 + padding * S`` after the anchor, with the
+    padding of :func:`inverted_padding` for ``gap`` (default the official loop's capped gap; with
+    ``"true"`` every frame keeps its true time). The gap is the order's motion knob: a model that
+    learned true distances moves its sprites as far as the gap says.
     """
     sched = _schedule_for("inverted_anti_drifting", schedule)
     S = sched.generated
     total, sections = _sections(n_frames, S)
-    pads = inverted_padding(len(sections)) if capped_gap else list(reversed(range(len(sections))))
+    pads = inverted_padding(len(sections), gap)
 
     def retime(i: int, step: Step, known: set[int]) -> Callable[[int], int]:
         start = step.generated[0]  # the section starts at position 1 + pad * S, after the anchor
@@ -303,11 +327,22 @@ _ORDER_FUNCS = {
 }
 
 
-def make_plan(order: str, n_frames: int, schedule: "Schedule | str | None" = None) -> Plan:
-    """The plan of sampling ``order`` (one of :data:`ORDERS`) for ``n_frames`` latent frames."""
+def make_plan(order: str, n_frames: int, schedule: "Schedule | str | None" = None,
+              gap: "str | int | None" = None) -> Plan:
+    """The plan of sampling ``order`` (one of :data:`ORDERS`) for ``n_frames`` latent frames.
+
+    ``gap`` (inverted anti-drifting only; default :data:`DEFAULT_INVERTED_GAP`): the RoPE gap
+    between the anchor and each section, see :func:`inverted_padding`. The other orders keep every
+    frame at its true time and refuse a gap.
+    """
     if order not in _ORDER_FUNCS:
         raise ValueError(f"unknown sampling order {order!r}; choose one of {', '.join(ORDERS)}")
-    return _ORDER_FUNCS[order](n_frames, schedule)
+    if gap is None:
+        return _ORDER_FUNCS[order](n_frames, schedule)
+    if order != "inverted_anti_drifting":
+        raise ValueError(f"gap={gap!r} applies to inverted_anti_drifting only (order {order!r} keeps every "
+                         "frame at its true time); leave gap out")
+    return inverted_anti_drifting(n_frames, schedule, check_gap(gap))
 
 
 # ------------------------------------------------------------------- the official layout

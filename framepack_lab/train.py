@@ -59,7 +59,7 @@ from . import world
 from .models.autoencoder import TinyAutoencoder
 from .models.tiny import TinyConfig, TinyFramePack, save_tiny
 from .packing import pack
-from .plan import ORDERS, Plan, Step, make_plan
+from .plan import ORDERS, Plan, Step, check_gap, make_plan
 from .runtime import resolve_device, save_safetensors
 from .sampler import noised, time_shift
 from .schedule import PRESETS, Schedule
@@ -116,7 +116,7 @@ CONFIG_KEYS = {
     "dit": {"steps", "batch", "lr", "warmup", "weight_decay", "ema", "train_shift", "history_noise_prob",
             "history_noise_max", "history_dropout", "first_step_prob", "true_time_orders", "phases",
             "motion_weight", "motion_weight_orders", "occluded_prob", "discrete_prob", "discrete_train_ks",
-            "self_history_prob", "self_history_sigma"},
+            "self_history_prob", "self_history_sigma", "inverted_gap"},
 }
 PHASE_FIXED = {"steps", "batch", "lr", "warmup", "weight_decay", "ema", "phases"}  # set once for the whole run
 
@@ -124,7 +124,8 @@ PHASE_FIXED = {"steps", "batch", "lr", "warmup", "weight_decay", "ema", "phases"
 def check_config(cfg: dict) -> None:
     """``ValueError`` naming any key of ``cfg`` the trainer would not read (see :data:`CONFIG_KEYS`),
     any phase without a whole-number ``from_step`` or changing a run-wide setting, and any
-    order name in ``true_time_orders`` / ``motion_weight_orders`` that is not an order."""
+    order name in ``true_time_orders`` / ``motion_weight_orders`` that is not an order, and an
+    ``inverted_gap`` that :func:`framepack_lab.plan.check_gap` refuses."""
     def unknown(keys, allowed, where):
         extra = sorted(set(keys) - set(allowed))
         if extra:
@@ -151,6 +152,11 @@ def check_config(cfg: dict) -> None:
             bad = [o for o in (scope.get(key) or ()) if o not in ORDERS]
             if bad:
                 raise ValueError(f"training config: {key} names {bad}, not sampling orders; choose from {ORDERS}")
+        if "inverted_gap" in scope:
+            try:
+                check_gap(scope["inverted_gap"])
+            except ValueError as e:
+                raise ValueError(f"training config: inverted_gap: {e}") from None
 
 
 def load_config(path: str | Path) -> dict:
@@ -297,6 +303,9 @@ def sample_task(rng: random.Random, max_frames: int, dc: dict | None = None) -> 
 
     ``dc["first_step_prob"]`` (default 0) is the chance of taking the plan's first step instead of
     a uniform one: the inverted order's first section, far from its anchor, is the one that fails.
+    ``dc["inverted_gap"]`` (default the official capped gap) is the inverted order's RoPE gap
+    (:func:`framepack_lab.plan.inverted_padding`); with ``true_time_orders`` the frames it trains
+    on lie as far from the anchor as that gap says.
     """
     order, key = _pick(rng, TRAIN_MIX)
     sched = PRESETS[key].schedule
@@ -306,7 +315,8 @@ def sample_task(rng: random.Random, max_frames: int, dc: dict | None = None) -> 
         tail = rng.choice(["ta", "tc"])
     sched = dataclasses.replace(sched, generated=S, tail=tail)
     n_frames = rng.randint(S + 1, max_frames - S)
-    plan = make_plan(order, n_frames, sched)
+    gap = (dc or {}).get("inverted_gap") if order == "inverted_anti_drifting" else None
+    plan = make_plan(order, n_frames, sched, gap=gap)
     if rng.random() < (dc or {}).get("first_step_prob", 0.0):
         step = plan.steps[0]
     else:

@@ -116,7 +116,7 @@ def test_token_budget_constant_in_video_length(order):
 
 
 def test_positions_are_true_time_for_vanilla_and_anti_drifting():
-    for plan in (vanilla(64), anti_drifting(64), inverted_anti_drifting(64, capped_gap=False)):
+    for plan in (vanilla(64), anti_drifting(64), inverted_anti_drifting(64, gap="true")):
         for step in plan:
             assert step.positions == step.generated
             for g in step.groups:
@@ -200,6 +200,49 @@ def test_inverted_padding(N):
     else:
         assert inverted_padding(N) == [3] + [2] * (N - 3) + [1, 0]
     assert len(inverted_padding(N)) == N
+
+
+@pytest.mark.parametrize("N", range(0, 12))
+def test_inverted_padding_true_and_capped_gaps(N):
+    true = list(reversed(range(N)))
+    assert inverted_padding(N, "true") == true
+    assert inverted_padding(N, 0) == [0] * N
+    assert inverted_padding(N, 3) == [min(p, 3) for p in true]
+    assert inverted_padding(N, max(N - 1, 0)) == true  # a cap the video never reaches is the true gap
+    assert inverted_padding(N, "official") == inverted_padding(N)
+
+
+@pytest.mark.parametrize("bad", [-1, True, 2.0, "capped", None])
+def test_inverted_gap_refuses_what_it_cannot_honour(bad):
+    with pytest.raises(ValueError, match="gap must be one of"):
+        inverted_padding(5, bad)
+    with pytest.raises(ValueError, match="gap must be one of"):
+        inverted_anti_drifting(17, None, bad)
+
+
+def test_make_plan_gap_is_the_inverted_orders_only():
+    for gap in ("official", "true", 2):
+        assert make_plan("inverted_anti_drifting", 64, gap=gap) == inverted_anti_drifting(64, gap=gap)
+    assert make_plan("inverted_anti_drifting", 64) == inverted_anti_drifting(64, gap="official")
+    for order in ("vanilla", "anti_drifting", "f1"):
+        with pytest.raises(ValueError, match="inverted_anti_drifting only"):
+            make_plan(order, 64, gap="true")
+    with pytest.raises(ValueError, match="gap must be one of"):
+        make_plan("inverted_anti_drifting", 64, gap=-2)
+
+
+@pytest.mark.parametrize("gap", ["true", 0, 6])
+def test_inverted_gap_moves_only_rope_positions(gap):
+    """Every gap generates the same frames from the same context; only the RoPE times differ, and
+    the first step (the video's end) sits 1 + pad * S after the anchor."""
+    official, other = inverted_anti_drifting(64), inverted_anti_drifting(64, gap=gap)
+    S = official.schedule.generated
+    assert [s.generated for s in official] == [s.generated for s in other]
+    assert [[g.frames for g in s.groups] for s in official] == [[g.frames for g in s.groups] for s in other]
+    pads = inverted_padding(len(other), gap)
+    assert [s.positions[0] for s in other] == [1 + p * S for p in pads]
+    if gap == "true":
+        assert other.steps[0].positions[0] == other.steps[0].generated[0]
 
 
 @pytest.mark.parametrize("schedule", [None, OFFICIAL_INVERTED])

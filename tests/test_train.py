@@ -129,6 +129,26 @@ def test_sample_task_fits_the_bank(bank_frames):
     assert orders == set(ORDERS)
 
 
+@pytest.mark.parametrize("gap", ["true", 6])
+def test_sample_task_trains_the_inverted_order_at_its_configured_gap(gap):
+    """dit.inverted_gap sets the inverted order's plans (and only its); the draws are the same as
+    without it, so a config without the key trains exactly as before."""
+    from framepack_lab.plan import inverted_anti_drifting, make_plan
+
+    plain, gapped = random.Random(5), random.Random(5)
+    seen = set()
+    for _ in range(200):
+        a = sample_task(plain, 97, {})
+        b = sample_task(gapped, 97, {"inverted_gap": gap})
+        assert (a.order, a.schedule, a.step.index) == (b.order, b.schedule, b.step.index)
+        seen.add(a.order)
+        if a.order == "inverted_anti_drifting":
+            assert b.plan == inverted_anti_drifting(a.plan.n_frames, a.schedule, gap=gap)
+        else:
+            assert b.plan == a.plan == make_plan(a.order, a.plan.n_frames, a.schedule)
+    assert "inverted_anti_drifting" in seen
+
+
 def test_training_loss_overfits_one_batch():
     torch.manual_seed(0)
     model = TinyFramePack(tiny_config())
@@ -344,6 +364,8 @@ def test_a_checkpoint_without_rng_states_still_resumes(tmp_path):
     (lambda c: c["dit"].update(motion_weight_orders=["inverted"]), r"motion_weight_orders names \['inverted'\]"),
     (lambda c: c["dit"]["phases"].append({"from_step": 5, "true_time_orders": "f1"}),
      r'true_time_orders is a list of sampling orders, got \'f1\'; write \["f1"\]'),
+    (lambda c: c["dit"].update(inverted_gap="capped"), "inverted_gap: gap must be one of"),
+    (lambda c: c["dit"]["phases"].append({"from_step": 5, "inverted_gap": -1}), "inverted_gap: gap must be one of"),
 ])
 def test_a_config_key_the_trainer_would_not_read_is_refused_before_any_work(tmp_path, edit, match):
     cfg = tiny_train_config()
