@@ -127,9 +127,9 @@ def run_order(backend, order: str, seeds, n_frames: int = 64, steps: int = 20, s
     """Generate one batch of videos (one per world seed) with ``order``; returns (videos, seconds
     per video). ``inverted_gap`` is the inverted order's RoPE gap (:func:`framepack_lab.plan.inverted_padding`;
     the other orders have none). ``kw`` goes to :func:`framepack_lab.generate.generate_many`
-    (``history_noise`` ...)."""
+    (``schedule``, ``history_noise`` ...)."""
     gap = check_gap(inverted_gap) if order == "inverted_anti_drifting" else None
-    plan = make_plan(order, n_frames, gap=gap)
+    plan = make_plan(order, n_frames, kw.pop("schedule", None), gap=gap)
     firsts = [world.video(s, 1)[0] for s in seeds]
     t0 = time.perf_counter()
     results = generate_many(backend, firsts, plan=plan, steps=steps, seeds=[seed + s for s in seeds], **kw)
