@@ -128,7 +128,7 @@ def run_order(backend, order: str, seeds, n_frames: int = 64, steps: int = 20, s
     per video). ``inverted_gap`` is the inverted order's RoPE gap (:func:`framepack_lab.plan.inverted_padding`;
     the other orders have none). ``kw`` goes to :func:`framepack_lab.generate.generate_many`
     (``schedule``, ``history_noise`` ...)."""
-    gap = check_gap(inverted_gap) if order == "inverted_anti_drifting" else None
+    gap = inverted_gap if order == "inverted_anti_drifting" else None  # make_plan checks it
     plan = make_plan(order, n_frames, kw.pop("schedule", None), gap=gap)
     firsts = [world.video(s, 1)[0] for s in seeds]
     t0 = time.perf_counter()

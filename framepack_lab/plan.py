@@ -342,7 +342,7 @@ def make_plan(order: str, n_frames: int, schedule: "Schedule | str | None" = Non
     if order != "inverted_anti_drifting":
         raise ValueError(f"gap={gap!r} applies to inverted_anti_drifting only (order {order!r} keeps every "
                          "frame at its true time); leave gap out")
-    return inverted_anti_drifting(n_frames, schedule, check_gap(gap))
+    return inverted_anti_drifting(n_frames, schedule, gap)  # inverted_padding checks the gap
 
 
 # ------------------------------------------------------------------- the official layout
