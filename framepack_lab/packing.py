@@ -103,6 +103,8 @@ class PackedContext:
         latent_size: ``(H, W)`` of one latent frame.
         history_noise: flow-time noise level of the generated history in the groups (a float, or
             ``(B,)`` per example in training); 0 = clean. See :func:`noise_history`.
+        hidden_time: the step's :attr:`framepack_lab.plan.Step.hidden_time` (true frames between
+            the anchor and the section that the RoPE positions leave out).
         prepared: what the backend's ``prepare_section`` computed for this step (e.g. RoPE
             tables), set by the runner; ``None`` until then.
     """
@@ -111,6 +113,7 @@ class PackedContext:
     positions: tuple[int, ...]
     latent_size: tuple[int, int]
     history_noise: float | torch.Tensor = 0.0
+    hidden_time: int = 0
     prepared: Any = None
 
     @property
@@ -236,4 +239,4 @@ def pack(video: torch.Tensor, step: Step, available: Iterable[Kernel] = (BASE,),
     video = snap_history(video, step, codebook)
     video = noise_history(video, step, history_noise, generator)
     groups = [_pack_group(video, g, available) for g in step.groups]
-    return PackedContext(groups, step.positions, (H, W), history_noise)
+    return PackedContext(groups, step.positions, (H, W), history_noise, step.hidden_time)

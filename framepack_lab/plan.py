@@ -89,6 +89,14 @@ class Step:
     def context_frames(self) -> tuple[int, ...]:
         return tuple(f for g in self.groups for f in g.frames)
 
+    @property
+    def hidden_time(self) -> int:
+        """Latent frames of true time between the anchor and the section that the RoPE positions
+        leave out: the inverted order's capped gap, F1's closed gap; 0 where every frame keeps its
+        true time. A model told this number (``TinyConfig.hidden_time_max``) can know how far its
+        section really is from the anchor while the anchor stays close in RoPE."""
+        return self.generated[0] - self.positions[0]
+
     def _label(self, g: "Group") -> str:
         """The group's label in :func:`framepack_lab.schedule.part_label`'s format (the block it
         fills, which it may fill only partly), or its tail option."""

@@ -378,6 +378,8 @@ def training_loss(model: TinyFramePack, bank: torch.Tensor, task: TrainTask, dc:
     if codebooks and dc.get("discrete_prob", 0.0) > 0 and rng.random() < dc["discrete_prob"]:  # '+D': snap the history to a codebook
         codebook = codebooks[rng.choice(dc["discrete_train_ks"])].to(device)
     context = pack(video, step, model.kernels, history_noise=level, generator=gen, codebook=codebook)
+    if order in dc.get("true_time_orders", ()):  # the clip put every frame at its RoPE time: nothing is hidden
+        context = dataclasses.replace(context, hidden_time=0)
     if rng.random() < dc.get("history_dropout", 0.0):  # no history at all: for history guidance
         context = dataclasses.replace(context, groups=[], history_noise=0.0)
     u = torch.rand(B, generator=gen)

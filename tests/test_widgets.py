@@ -236,6 +236,35 @@ def test_generate_panel_plan_factory_gets_the_widget_values(backend):
     assert panel.result.plan.order == "anti_drifting"
 
 
+def test_generate_panel_gap_box_sets_the_inverted_orders_rope_gap(backend):
+    from framepack_lab.widgets import official_plan_factory
+
+    panel = make_panel(backend, n_frames=33, order="vanilla")
+    assert panel.gap.disabled and panel.gap.value == "official"
+    panel.order.value = "inverted_anti_drifting"
+    assert not panel.gap.disabled
+    panel.generate_button.click()
+    assert panel.result.plan == make_plan("inverted_anti_drifting", 33)
+    panel.gap.value = "true"
+    panel.generate_button.click()
+    assert panel.error is None and panel.result.plan == make_plan("inverted_anti_drifting", 33, gap="true")
+    assert panel.result.plan != make_plan("inverted_anti_drifting", 33)  # 8 sections: the gaps differ
+    assert "RoPE gap true" in panel.status.value
+    panel.order.value = "vanilla"  # greyed out and ignored for the orders without a gap
+    assert panel.gap.disabled
+    panel.generate_button.click()
+    assert panel.error is None and panel.result.plan.order == "vanilla" and "RoPE gap" not in panel.status.value
+    # the released layout has only the official gap: refused in the panel, nothing generated
+    official = make_panel(backend, order="inverted_anti_drifting", gap=6, plan_factory=official_plan_factory)
+    official.n_frames.value = 10
+    official.generate_button.click()
+    assert official.result is None and "official loop's RoPE gap" in official.error
+    with pytest.raises(ValueError, match="gap box offers"):
+        make_panel(backend, gap=3)
+    with pytest.raises(ValueError, match="gap must be"):
+        make_panel(backend, gap="far")
+
+
 def test_generate_panel_refuses_start_values_outside_its_widgets(backend):
     with pytest.raises(ValueError, match="n_frames=500"):
         GeneratePanel(backend, n_frames=500)

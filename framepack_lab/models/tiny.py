@@ -49,12 +49,20 @@ class TinyConfig:
     # style) and was trained with history dropout; False for checkpoints trained without them,
     # which then refuse history_noise > 0 and history guidance
     history_noise: bool = False
+    # > 0: the model is also told the true frames between the anchor and its section that the
+    # RoPE positions leave out (Step.hidden_time, clipped at this many frames, the longest
+    # distance training shows); 0 for checkpoints trained without it
+    hidden_time_max: int = 0
 
     def __post_init__(self):
         self.rope_axes = tuple(self.rope_axes)
         self.kernels = tuple(self.kernels)
         if sum(self.rope_axes) != self.width // self.heads:
             raise ValueError(f"rope_axes {self.rope_axes} must sum to the head dim {self.width // self.heads}")
+        h = self.hidden_time_max
+        if not isinstance(h, int) or isinstance(h, bool) or h < 0:
+            raise ValueError(f"hidden_time_max is a whole number of latent frames >= 0 (0: the model is not told "
+                             f"the hidden time), got {h!r}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -62,6 +70,9 @@ class TinyConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TinyConfig":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+HIDDEN_TIME_SCALE = 1000.0  # hidden frames / this = the "flow time" whose features timestep_embedding makes
 
 
 def timestep_embedding(sigma: torch.Tensor, dim: int) -> torch.Tensor:
@@ -128,6 +139,10 @@ class TinyFramePack(nn.Module):
             self.history_mlp = nn.Sequential(nn.Linear(c.width, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
             nn.init.zeros_(self.history_mlp[-1].weight)
             nn.init.zeros_(self.history_mlp[-1].bias)
+        if c.hidden_time_max:  # the anchor's hidden distance, added to the flow-time embedding too
+            self.hidden_mlp = nn.Sequential(nn.Linear(c.width, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
+            nn.init.zeros_(self.hidden_mlp[-1].weight)
+            nn.init.zeros_(self.hidden_mlp[-1].bias)
         self.blocks = nn.ModuleList(Block(c.width, c.heads) for _ in range(c.depth))
         self.norm_out = nn.LayerNorm(c.width, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(c.width, 2 * c.width)
@@ -192,6 +207,9 @@ class TinyFramePack(nn.Module):
         if self.config.history_noise:
             level = torch.as_tensor(context.history_noise, dtype=torch.float32).expand(B)
             temb = temb + self.history_mlp(timestep_embedding(level, self.config.width).to(x.device))
+        if self.config.hidden_time_max:
+            hidden = torch.full((B,), min(context.hidden_time, self.config.hidden_time_max) / HIDDEN_TIME_SCALE)
+            temb = temb + self.hidden_mlp(timestep_embedding(hidden, self.config.width).to(x.device))
         if step_cache is None:
             for block in self.blocks:
                 x = block(x, temb, cos, sin)

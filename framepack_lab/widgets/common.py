@@ -1,6 +1,6 @@
 """What the panels share: plan factories, images for the panels, and how bad input is shown.
 
-* :data:`PlanFactory` ``(order, n_frames, schedule) -> Plan``: :func:`~framepack_lab.plan.make_plan`
+* :data:`PlanFactory` ``(order, n_frames, schedule[, gap=]) -> Plan``: :func:`~framepack_lab.plan.make_plan`
   by default, or :func:`official_plan_factory` for the released HunyuanVideo layout;
 * :func:`filmstrip`, :func:`filmstrip_caption`, :func:`figure_png`, :func:`png_bytes`: frames and
   figures as PNG images, and what a filmstrip samples in words; :func:`png_html`, :func:`as_html`:
@@ -22,23 +22,29 @@ import numpy as np
 
 from .. import world
 from ..models.autoencoder import TinyAutoencoder
-from ..plan import OFFICIAL_WINDOW, Plan, official_plan
+from ..plan import DEFAULT_INVERTED_GAP, OFFICIAL_WINDOW, Plan, official_plan
 from ..schedule import Schedule, as_schedule
 
-# (order, n_frames, schedule) -> Plan, e.g. make_plan (the default) or a fixed official layout
-PlanFactory = Callable[[str, int, "Schedule | str | None"], Plan]
+# (order, n_frames, schedule) -> Plan, e.g. make_plan (the default) or a fixed official layout; the
+# generate panel also passes gap= (make_plan's) when its gap box is not at the official gap
+PlanFactory = Callable[..., Plan]
 # latent (h, w) of the embedded tiny model's frames (world.SIZE pixels, autoencoder factor 4)
 TINY_LATENT = (world.SIZE // TinyAutoencoder.factor, world.SIZE // TinyAutoencoder.factor)
 SEED_RANGE = (0, 2**63 - 1)  # generation seeds: the non-negative int64 values torch.Generator takes as is
 
 
-def official_plan_factory(order: str, n_frames: int, schedule: "Schedule | str | None" = None) -> Plan:
+def official_plan_factory(order: str, n_frames: int, schedule: "Schedule | str | None" = None,
+                          gap: "str | int" = DEFAULT_INVERTED_GAP) -> Plan:
     """A :data:`PlanFactory` for the released HunyuanVideo checkpoints: their fixed layout
     (:func:`~framepack_lab.plan.official_plan`) for ``n_frames = 1 + k * OFFICIAL_WINDOW``.
 
     ``schedule`` must be None (an empty box) or the layout's own schedule; a frame count that is
-    not ``1 + k * OFFICIAL_WINDOW`` is refused with the nearest ones that are.
+    not ``1 + k * OFFICIAL_WINDOW`` is refused with the nearest ones that are, and so is any gap
+    but the official one (the released checkpoints were trained with it).
     """
+    if gap != DEFAULT_INVERTED_GAP:
+        raise ValueError(f"the official layout has the official loop's RoPE gap, got gap={gap!r}; set the gap "
+                         f"box back to {DEFAULT_INVERTED_GAP!r}")
     W = OFFICIAL_WINDOW
     sections, rest = divmod(int(n_frames) - 1, W)
     if rest or sections < 1:

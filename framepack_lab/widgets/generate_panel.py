@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import world
 from ..generate import DEFAULT_ORDER, GenerationResult, SectionEvent, generate
-from ..plan import ORDERS, Plan, make_plan
+from ..plan import DEFAULT_INVERTED_GAP, ORDERS, Plan, check_gap, make_plan
 from .common import (ClickRunner, PlanFactory, _bounded, as_html, check_seed, device_text, error_html, figure_png, filmstrip,
                      filmstrip_caption, png_bytes, png_html, problem)
 from .live import LiveFilmstrip
@@ -46,6 +46,10 @@ class GeneratePanel(ClickRunner):
             (the schedule box's text, None when empty); :func:`~framepack_lab.plan.make_plan` by
             default; :func:`official_plan_factory` for the released HunyuanVideo layout. A
             ``ValueError`` it raises (an order or frame count it cannot build) shows in the panel.
+            When the gap box holds anything but the official gap, it is also called with
+            ``gap=`` (inverted order only).
+        gap: the inverted order's RoPE gap (:func:`~framepack_lab.plan.inverted_padding`): one
+            of :attr:`GAPS`; the box is greyed out for the other orders.
 
     Bad input (a schedule that does not parse, a kernel or tail the backend cannot run, a frame
     count the plan factory refuses, a seed out of range) shows its message in the status line
@@ -53,6 +57,7 @@ class GeneratePanel(ClickRunner):
     """
 
     N_FRAMES_RANGE = (5, 160)
+    GAPS = (DEFAULT_INVERTED_GAP, 2, 4, 6, 8, 10, "true")  # the gap box's choices, official first
     STEPS_RANGE = (1, 50)
     STRIP_SCALE = 2  # the filmstrip's frames are drawn at 2x (nearest)
     LIVE_REDRAW_S = 0.25  # the live filmstrip is redrawn at most this often (and after the last section)
@@ -62,16 +67,23 @@ class GeneratePanel(ClickRunner):
                  first_frame: np.ndarray | None = None,
                  on_result: Callable[[GenerationResult], None] | None = None, background: bool = True,
                  prepare: Callable[[np.ndarray], dict] | None = None, fps: int = 12,
-                 plan_factory: PlanFactory = make_plan):
+                 plan_factory: PlanFactory = make_plan, gap: "str | int" = DEFAULT_INVERTED_GAP):
         import ipywidgets as w
 
         if order not in ORDERS:
             raise ValueError(f"unknown sampling order {order!r}; choose one of {', '.join(ORDERS)}")
+        if check_gap(gap) not in self.GAPS:
+            raise ValueError(f"the panel's gap box offers {', '.join(map(str, self.GAPS))}, got {gap!r}; for "
+                             "another gap pass plan=make_plan('inverted_anti_drifting', n, gap=...) to generate")
         self.backend, self.first_frame, self.on_result, self.background = backend, first_frame, on_result, background
         self.prepare, self.fps, self.plan_factory = prepare, fps, plan_factory
         self.world_seed = _bounded(w.BoundedIntText, "world_seed", world_seed, 0, 2**31 - 1, description="world")
         self.order = w.Dropdown(options=list(ORDERS), value=order, description="order")
         self.schedule = w.Text(value=schedule, placeholder="default for the order", description="schedule")
+        self.gap = w.Dropdown(options=[(str(g), g) for g in self.GAPS], value=gap, description="RoPE gap",
+                              disabled=order != "inverted_anti_drifting")
+        self.order.observe(lambda change: setattr(self.gap, "disabled", change["new"] != "inverted_anti_drifting"),
+                           names="value")
         self.n_frames = _bounded(w.IntSlider, "n_frames", n_frames, *self.N_FRAMES_RANGE, step=1,
                                  description="frames")
         self.steps = _bounded(w.IntSlider, "steps", steps, *self.STEPS_RANGE, description="steps")
@@ -97,7 +109,7 @@ class GeneratePanel(ClickRunner):
         self.stop_button.on_click(lambda _: self._stop.set())
         self.widget = w.VBox([
             w.HBox([self.world_seed, self.order, self.schedule]),
-            w.HBox([self.n_frames, self.steps, self.seed]),
+            w.HBox([self.n_frames, self.steps, self.seed, self.gap]),
             w.HBox([self.generate_button, self.stop_button, self.progress, self.status]),
             w.HBox([self.budget, w.VBox([self.strip, self.strip_caption])]), self.output,
         ])
@@ -156,12 +168,17 @@ class GeneratePanel(ClickRunner):
     def _plan(self) -> Plan:
         """The plan of the current widget values, checked against the backend (``ValueError``)."""
         schedule = self.schedule.value.strip() or None
-        plan = self.plan_factory(self.order.value, int(self.n_frames.value), schedule)
+        gap = {} if self._gap() in (None, DEFAULT_INVERTED_GAP) else {"gap": self._gap()}
+        plan = self.plan_factory(self.order.value, int(self.n_frames.value), schedule, **gap)
         if not isinstance(plan, Plan):
             raise ValueError(f"the panel's plan_factory returned {type(plan).__name__}, not a Plan; it must "
                              "return framepack_lab.plan.Plan (e.g. make_plan(order, n_frames, schedule))")
         self.backend.check_plan(plan)  # a kernel or tail the backend lacks: refused before drawing
         return plan
+
+    def _gap(self) -> "str | int | None":
+        """The gap box's value for the inverted order; None for the orders that have no gap."""
+        return self.gap.value if self.order.value == "inverted_anti_drifting" else None
 
     def _draw_budget(self, plan) -> None:
         """The plan's tokens per section; drawn again only when the plan or the frame size changes."""
@@ -227,8 +244,9 @@ class GeneratePanel(ClickRunner):
             self.generate_button.disabled, self.stop_button.disabled = False, True
         self.result = result
         word = "stopped after" if result.stopped else "done:"
+        gap = "" if self._gap() is None else f", RoPE gap {self._gap()}"
         self.status.value = (f"{word} {len(result.section_seconds)}/{len(plan.steps)} sections in {wall:.2f} s "
-                             f"on {self._device} ({plan.order}, {plan.schedule.name})")
+                             f"on {self._device} ({plan.order}, {plan.schedule.name}{gap})")
         self.strip.value = png_bytes(filmstrip(result.frames), scale=self.STRIP_SCALE)
         self.strip_caption.value = filmstrip_caption(len(result.frames))
         from IPython.display import HTML
