@@ -49,6 +49,13 @@ def load_state(out: Path, model, ema, opt, with_rng: bool = False):
 
     t = load_file(str(out / "state.safetensors"))
     meta = json.loads((out / "state.json").read_text())
+    saved = {k[6:] for k in t if k.startswith("model.")}
+    wanted = set(model.state_dict())
+    if saved != wanted:
+        parts = sorted({k.split(".")[0] for k in saved ^ wanted})
+        raise ValueError(f"the checkpoint in {out} was saved by a model with other parts ({', '.join(parts)} "
+                         "differ): resume with the config's \"model\" section the run started with (e.g. the same "
+                         "history_noise and hidden_time_max), or start a new --out folder")
     model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
     ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
     step = meta["step"]

@@ -63,6 +63,17 @@ def test_train_exports_a_loadable_checkpoint(trained):
     assert r.frames.shape == (9, 64, 64, 3) and np.isfinite(r.frames).all()
 
 
+def test_resume_with_another_model_section_is_refused_with_what_differs(trained, tmp_path):
+    out0, _ = trained
+    out = tmp_path / "run"
+    shutil.copytree(out0, out)
+    cfg = tiny_train_config()
+    cfg["model"]["hidden_time_max"] = 8  # a part the saved model does not have
+    with pytest.raises(ValueError, match="hidden_mlp differ.*hidden_time_max"):
+        train(cfg, out, resume=True, steps=4, progress=False)
+    assert json.loads((out / "state.json").read_text())["step"] == 3  # nothing trained or overwritten
+
+
 def test_resume_continues_from_the_saved_step_via_cli(trained, tmp_path):
     out0, _ = trained
     out = tmp_path / "run"
