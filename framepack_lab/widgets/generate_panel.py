@@ -80,10 +80,9 @@ class GeneratePanel(ClickRunner):
         self.world_seed = _bounded(w.BoundedIntText, "world_seed", world_seed, 0, 2**31 - 1, description="world")
         self.order = w.Dropdown(options=list(ORDERS), value=order, description="order")
         self.schedule = w.Text(value=schedule, placeholder="default for the order", description="schedule")
-        self.gap = w.Dropdown(options=[(str(g), g) for g in self.GAPS], value=gap, description="RoPE gap",
-                              disabled=order != "inverted_anti_drifting")
-        self.order.observe(lambda change: setattr(self.gap, "disabled", change["new"] != "inverted_anti_drifting"),
-                           names="value")
+        self.gap = w.Dropdown(options=[(str(g), g) for g in self.GAPS], value=gap, description="RoPE gap")
+        self.gap.disabled = self._gap() is None
+        self.order.observe(lambda _: setattr(self.gap, "disabled", self._gap() is None), names="value")
         self.n_frames = _bounded(w.IntSlider, "n_frames", n_frames, *self.N_FRAMES_RANGE, step=1,
                                  description="frames")
         self.steps = _bounded(w.IntSlider, "steps", steps, *self.STEPS_RANGE, description="steps")
@@ -168,7 +167,8 @@ class GeneratePanel(ClickRunner):
     def _plan(self) -> Plan:
         """The plan of the current widget values, checked against the backend (``ValueError``)."""
         schedule = self.schedule.value.strip() or None
-        gap = {} if self._gap() in (None, DEFAULT_INVERTED_GAP) else {"gap": self._gap()}
+        gap = self._gap()
+        gap = {} if gap in (None, DEFAULT_INVERTED_GAP) else {"gap": gap}
         plan = self.plan_factory(self.order.value, int(self.n_frames.value), schedule, **gap)
         if not isinstance(plan, Plan):
             raise ValueError(f"the panel's plan_factory returned {type(plan).__name__}, not a Plan; it must "
@@ -244,7 +244,8 @@ class GeneratePanel(ClickRunner):
             self.generate_button.disabled, self.stop_button.disabled = False, True
         self.result = result
         word = "stopped after" if result.stopped else "done:"
-        gap = "" if self._gap() is None else f", RoPE gap {self._gap()}"
+        gap = self._gap()
+        gap = "" if gap is None else f", RoPE gap {gap}"
         self.status.value = (f"{word} {len(result.section_seconds)}/{len(plan.steps)} sections in {wall:.2f} s "
                              f"on {self._device} ({plan.order}, {plan.schedule.name}{gap})")
         self.strip.value = png_bytes(filmstrip(result.frames), scale=self.STRIP_SCALE)
