@@ -24,6 +24,8 @@ Two stages, one config, one seed:
 Checkpoints (``DIR/state.safetensors`` + ``DIR/state.json``, :mod:`~framepack_lab.train_state`)
 are written every ``checkpoint_every`` steps and on exit; ``--resume`` continues from them. The
 EMA weights are exported to ``DIR/tiny/`` (``load_tiny(DIR / "tiny")``) with a training record.
+``--init-from CKPT`` fine-tunes an exported checkpoint instead of starting from scratch
+(:mod:`~framepack_lab.train_init`: its autoencoder, codebooks and DiT weights, a fresh AdamW).
 The same code runs on CPU and CUDA (``--device cuda``).
 
 :class:`Trainer` is the loop as an object (``setup``, ``step``, ``save``, ``export``, ``run`` with a
@@ -63,6 +65,7 @@ from .plan import ORDERS, Plan, Step, check_gap, make_plan
 from .runtime import resolve_device, save_safetensors
 from .sampler import noised, time_shift
 from .schedule import PRESETS, Schedule
+from .train_init import read_init
 from .train_state import load_state, save_state
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "assets" / "tiny_train.json"
@@ -256,11 +259,13 @@ def held_out_psnr(ae: TinyAutoencoder, device, n_videos: int = 16, n_frames: int
 
 @torch.no_grad()
 def build_latent_bank(ae: TinyAutoencoder, cfg: dict, device, progress: bool = True,
-                      occluded: bool = False) -> torch.Tensor:
+                      occluded: bool = False, fit_statistics: bool = True) -> torch.Tensor:
     """Encode training videos once: ``(N, C, F, h, w)`` float16 (``16 x 16`` latents of 64 x 64
     frames), normalised. The plain bank (``data.videos`` worlds) sets the autoencoder's latent
-    statistics; ``occluded=True`` builds the bank of ``data.occluded_videos`` worlds with an
-    occluder band (other seeds), normalised with those statistics."""
+    statistics, unless ``fit_statistics=False`` (an autoencoder taken from a checkpoint keeps its
+    own); ``occluded=True`` builds the bank of ``data.occluded_videos`` worlds with an
+    occluder band (other seeds). Banks that do not set the statistics are normalised with the
+    autoencoder's."""
     from tqdm.auto import tqdm
 
     dc = cfg["data"]
@@ -274,7 +279,7 @@ def build_latent_bank(ae: TinyAutoencoder, cfg: dict, device, progress: bool = T
         z = ae.encode_images(frames.permute(0, 3, 1, 2).to(device))  # (F, C, h, w)
         chunks.append(z.permute(1, 0, 2, 3).half().cpu())
     bank = torch.stack(chunks)  # (N, C, F, h, w)
-    if occluded:
+    if occluded or not fit_statistics:
         mean, std = ae.latent_mean.cpu(), ae.latent_std.cpu()
         return ((bank.float() - mean[None, :, None, None, None]) / std[None, :, None, None, None]).half()
     mean = bank.float().mean(dim=(0, 2, 3, 4))
@@ -510,6 +515,10 @@ class Trainer:
             this machine lacks it. In a distributed run ``"cuda"`` means ``cuda:LOCAL_RANK``.
         resume: continue from ``out/state.safetensors`` (reusing the autoencoder and banks).
         steps: override ``dit.steps``.
+        init_from: an exported checkpoint folder to fine-tune (:mod:`~framepack_lab.train_init`):
+            its autoencoder, codebooks and DiT weights replace stage 1's training and the DiT's
+            initialisation; checked against the config before any work. A resumed run goes on
+            from its own state, which already started there.
         progress: tqdm bars (rank 0).
         on_step: called after every DiT step with :meth:`step`'s dict (rank 0).
         on_checkpoint: called with the step after every checkpoint is written (rank 0).
@@ -520,7 +529,8 @@ class Trainer:
     """
 
     def __init__(self, cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False,
-                 steps: int | None = None, progress: bool = True, on_step=None, on_checkpoint=None):
+                 steps: int | None = None, progress: bool = True, on_step=None, on_checkpoint=None,
+                 init_from: str | Path | None = None):
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
             raise ValueError(f"steps must be a whole number >= 0 (DiT steps to reach), got {steps!r}")
         self.env = dist_env()
@@ -535,6 +545,11 @@ class Trainer:
         if steps is not None:
             self.dc["steps"] = steps
         self.mc = TinyConfig.from_dict(cfg["model"])
+        self.init = read_init(init_from, self.mc) if init_from is not None else None
+        if self.init is not None and sorted(self.init.codebooks) != sorted(cfg["data"].get("codebook_ks", ())):
+            raise ValueError(f"--init-from {init_from}: its codebooks are K = {sorted(self.init.codebooks)} but the "
+                             f"config's data.codebook_ks is {list(cfg['data'].get('codebook_ks', ()))}; the DiT "
+                             "learnt the checkpoint's codebooks, so set codebook_ks to those")
         self.step_count = 0  # DiT steps done
         self.loss_avg: float | None = None
         self.stopped = False
@@ -607,6 +622,10 @@ class Trainer:
         start, self.record, rng_state = 0, {"dit_seconds": 0.0, "losses": []}, None
         if self.resume and (out / "state.safetensors").exists():
             start, self.record, rng_state = load_state(out, self.model, self.ema, self.opt, with_rng=True)
+        elif self.init is not None:  # a fine-tune: the checkpoint's weights; new parts keep their zero init
+            self.model.load_state_dict(self.init.dit, strict=False)
+            self.ema.load_state_dict(self.model.state_dict())
+            self.record["init_from"] = {**self.init.record, "new_parts": list(self.init.new_parts)}
         self.step_count = start
         seed = cfg["seed"] + start + self.env.rank * RANK_SEED_STRIDE
         self.rng = random.Random(seed)
@@ -634,6 +653,11 @@ class Trainer:
             ae = TinyAutoencoder(mc.latent_channels, mc.ae_width).to(device)
             ae.load_state_dict(load_file(str(ae_file)))
             ae_record = json.loads((out / "autoencoder.json").read_text())
+        elif self.init is not None:  # the checkpoint's autoencoder and latent statistics, not retrained
+            ae = TinyAutoencoder(mc.latent_channels, mc.ae_width).to(device)
+            ae.load_state_dict(self.init.ae)
+            ae_record = {**self.init.ae_record, "from": self.init.record["path"]}
+            self.log({"stage": "ae", "init_from": self.init.record["path"]})
         else:
             ae, ae_record = train_autoencoder(cfg, device, self.log, progress)
         ae.eval()
@@ -644,7 +668,8 @@ class Trainer:
             bank = load_file(str(bank_file))["bank"]
         else:
             t_bank = time.time()
-            bank = build_latent_bank(ae, cfg, device, progress)  # also sets the latent statistics
+            bank = build_latent_bank(ae, cfg, device, progress,  # also sets the latent statistics, unless given
+                                     fit_statistics=self.init is None)
             ae_record["bank_seconds"] = round(time.time() - t_bank, 1)
             save_safetensors({k: v.contiguous() for k, v in ae.state_dict().items()}, ae_file)
             (out / "autoencoder.json").write_text(json.dumps(ae_record))
@@ -654,7 +679,8 @@ class Trainer:
                                           lambda: build_latent_bank(ae, cfg, device, progress, occluded=True)
                                           ) if cfg["data"].get("occluded_videos") else None
         self.codebooks = _cached_codebooks(out / "codebooks.safetensors", reuse, bank,
-                                           cfg["data"].get("codebook_ks", ()), cfg["seed"])
+                                           cfg["data"].get("codebook_ks", ()), cfg["seed"],
+                                           given=self.init.codebooks if self.init is not None else None)
         self.ae, self.ae_record, self.bank = ae, ae_record, bank
 
     def _barrier(self) -> None:
@@ -741,6 +767,8 @@ class Trainer:
             "hardware": (torch.cuda.get_device_name(device) if device.type == "cuda"
                          else f"{platform.machine()} {os.cpu_count()} cores"),
             "threads": torch.get_num_threads(), "config": self.cfg}}
+        if "init_from" in record:  # a fine-tune: what it started from (steps above are its own)
+            rec["training_record"]["init_from"] = record["init_from"]
         if self.env.distributed:
             rec["training_record"]["world_size"] = self.env.world_size  # batch is per rank
         if self.is_main:
@@ -833,10 +861,11 @@ def time_budget(minutes: float | None):
 
 
 def train(cfg: dict, out: str | Path, device: str = "cpu", resume: bool = False, steps: int | None = None,
-          progress: bool = True, stop=None, on_step=None, on_checkpoint=None) -> Path:
+          progress: bool = True, stop=None, on_step=None, on_checkpoint=None, init_from: str | Path | None = None) -> Path:
     """Run both stages (:class:`Trainer`); returns the exported checkpoint folder ``out/tiny``.
-    ``stop``, ``on_step`` and ``on_checkpoint`` as in :meth:`Trainer.run` and :class:`Trainer`."""
-    trainer = Trainer(cfg, out, device, resume, steps, progress, on_step=on_step, on_checkpoint=on_checkpoint)
+    ``stop``, ``on_step``, ``on_checkpoint`` and ``init_from`` as in :meth:`Trainer.run` and :class:`Trainer`."""
+    trainer = Trainer(cfg, out, device, resume, steps, progress, on_step=on_step, on_checkpoint=on_checkpoint,
+                      init_from=init_from)
     try:
         return trainer.run(stop)
     finally:
@@ -854,9 +883,11 @@ def _cached_bank(path: Path, reuse: bool, build) -> torch.Tensor:
     return bank
 
 
-def _cached_codebooks(path: Path, reuse: bool, bank: torch.Tensor, ks, seed: int) -> dict[int, torch.Tensor]:
+def _cached_codebooks(path: Path, reuse: bool, bank: torch.Tensor, ks, seed: int,
+                      given: dict[int, torch.Tensor] | None = None) -> dict[int, torch.Tensor]:
     """Discrete-history codebooks ``{K: (K, C)}`` fitted on the latent bank (``data.codebook_ks``),
-    kept in ``path`` so a resumed run uses the same ones; empty when no ``K`` is configured."""
+    or ``given`` (a fine-tune's, from its checkpoint), kept in ``path`` so a resumed run uses the
+    same ones; empty when no ``K`` is configured."""
     from safetensors.torch import load_file
 
     from .discrete import fit_codebooks
@@ -867,7 +898,7 @@ def _cached_codebooks(path: Path, reuse: bool, bank: torch.Tensor, ks, seed: int
         books = {int(k): v for k, v in load_file(str(path)).items()}
         if sorted(books) == sorted(int(k) for k in ks):
             return books
-    books = fit_codebooks(bank, ks, seed=seed)
+    books = dict(given) if given is not None else fit_codebooks(bank, ks, seed=seed)
     save_safetensors({str(k): v.contiguous() for k, v in books.items()}, path)
     return books
 
@@ -881,6 +912,9 @@ def main(argv=None) -> None:
                    "under accelerate launch / torchrun, cuda is each process's own GPU")
     p.add_argument("--steps", type=int, default=None, help="override the DiT steps of the config")
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.safetensors")
+    p.add_argument("--init-from", default=None, metavar="DIR",
+                   help="fine-tune an exported checkpoint (e.g. framepack_lab/assets/tiny): its autoencoder, "
+                        "codebooks and DiT weights; fresh AdamW (give the config a warm-up)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop after this many minutes (stage 1 included) with a resumable checkpoint; --resume goes on")
     p.add_argument("--no-progress", action="store_true")
@@ -891,9 +925,13 @@ def main(argv=None) -> None:
         cfg = load_preset(a.preset) if a.preset is not None else load_config(a.config or DEFAULT_CONFIG)
         budget = time_budget(a.max_minutes)
         check_config(cfg)
+        trainer = Trainer(cfg, a.out, a.device, a.resume, a.steps, not a.no_progress, init_from=a.init_from)
     except ValueError as e:
         p.error(str(e))
-    path = train(cfg, a.out, a.device, a.resume, a.steps, not a.no_progress, stop=budget)
+    try:
+        path = trainer.run(budget)
+    finally:
+        trainer.close()
     if dist_env().rank == 0:
         print(f"exported {path}")
 

@@ -72,6 +72,9 @@ class TinyConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
+# model fields whose part starts as a no-op (zero-initialised output), so a run may switch them on
+# over a checkpoint that has them off and start from exactly its predictions (train --init-from)
+ZERO_INIT_FIELDS = ("hidden_time_max",)
 HIDDEN_TIME_SCALE = 1000.0  # hidden frames / this = the "flow time" whose features timestep_embedding makes
 
 
