@@ -20,6 +20,8 @@
 #   CHECKPOINT   tiny checkpoint folder for `make figures` (default: the shipped one)
 #   COMPARE      a second checkpoint `make figures` times against (the speed ratio; default: none)
 #   PYTEST_ARGS  extra arguments for pytest, e.g. PYTEST_ARGS="-m 'not slow' -x"
+#   TEST_WORKERS pytest-xdist workers for `make test` (default 2, each with cores/2 threads;
+#                0 runs the suite in one process, as before)
 #   E2E_ARGS     extra arguments for e2e/run_e2e.py, e.g. E2E_ARGS="--preset full --headed"
 #   BENCH_ARGS   extra arguments for benchmarks/bench.py, e.g. BENCH_ARGS="--repeats 5"
 #   CHROMIUM     browser for `make e2e` (default: Debian's /usr/bin/chromium, installed if missing)
@@ -33,6 +35,7 @@ TORCH_SPEC  ?= torch==2.13.0
 PRESET      ?= smoke
 LAB_ARGS    ?=
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 E2E_ARGS    ?=
 BENCH_ARGS  ?=
 CHECKPOINT  ?=
@@ -105,7 +108,7 @@ lab: setup ## open JupyterLab on notebooks/ (kernel: Python (framepack-lab))
 	  --MultiKernelManager.default_kernel_name=$(KERNEL) $(ROOT_ARGS) $(LAB_ARGS)
 
 test: setup ## run the whole test suite, notebook runs included
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The browser test's extra: the `playwright` package only (kept out of `dev` so `make test` setup
 # stays lean). Its own browser download (`playwright install`) does not work offline and is never

@@ -1,10 +1,26 @@
-"""Shared fixtures: a tiny model config and a random-weight tiny backend (no checkpoint needed)."""
+"""Shared fixtures: a tiny model config and a random-weight tiny backend (no checkpoint needed).
+
+``make test`` runs the suite on two pytest-xdist workers; each gets its share of the cores
+(:func:`pytest_configure`), so the two never oversubscribe the CPU."""
+
+import os
 
 import pytest
 import torch
 
 from framepack_lab.models.autoencoder import TinyAutoencoder
 from framepack_lab.models.tiny import TinyBackend, TinyConfig, TinyFramePack
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, give this worker (and the notebook kernels and subprocesses it starts)
+    ``cores // workers`` threads: two workers at two threads each on two cores run 10-30x slower."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(1, cores // int(workers))
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 def tiny_config(**kw) -> TinyConfig:
