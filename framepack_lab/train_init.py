@@ -67,7 +67,7 @@ def read_init(path: str | Path, model_config: TinyConfig) -> InitCheckpoint:
     differ = [f.name for f in dataclasses.fields(TinyConfig) if getattr(have, f.name) != getattr(model_config, f.name)]
     bad = [n for n in differ if n not in ZERO_INIT_FIELDS or getattr(have, n)]
     if bad:
-        detail = ", ".join(f"{n}: checkpoint {getattr(have, n)!r}, config {getattr(model_config, n)!r}" for n in bad)
+        detail = "; ".join(f"{n}: checkpoint {getattr(have, n)!r}, config {getattr(model_config, n)!r}" for n in bad)
         raise ValueError(f"--init-from {path}: the config's \"model\" section describes another model ({detail}). "
                          "Copy the checkpoint's model section; only a part that starts as a no-op may be switched "
                          f"on ({', '.join(ZERO_INIT_FIELDS)})")
