@@ -63,6 +63,9 @@ def read_init(path: str | Path, model_config: TinyConfig) -> InitCheckpoint:
         raise ValueError(f"--init-from {path}: no exported tiny checkpoint there (need model.safetensors and "
                          "config.json, as in framepack_lab/assets/tiny or a run's OUT/tiny)")
     meta = json.loads(cfg_file.read_text())
+    if not isinstance(meta.get("model"), dict):
+        raise ValueError(f"--init-from {path}: its config.json has no \"model\" section; it was not written by "
+                         "save_tiny (re-export it, or point at another checkpoint)")
     have = TinyConfig.from_dict(meta["model"])
     differ = [f.name for f in dataclasses.fields(TinyConfig) if getattr(have, f.name) != getattr(model_config, f.name)]
     bad = [n for n in differ if n not in ZERO_INIT_FIELDS or getattr(have, n)]

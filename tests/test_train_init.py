@@ -93,3 +93,14 @@ def test_cli_init_from(base, tmp_path, capsys):
         main(["--config", str(cfg_path), "--out", str(tmp_path / "bad"), "--init-from", str(tmp_path / "none")])
     assert "no exported tiny checkpoint there" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_folder_whose_config_has_no_model_section_is_refused(base, tmp_path):
+    import shutil
+
+    fake = tmp_path / "fake"
+    shutil.copytree(base, fake)
+    (fake / "config.json").write_text(json.dumps({"training_record": {}}))
+    with pytest.raises(ValueError, match='no "model" section'):
+        Trainer(finetune_config(), tmp_path / "out", progress=False, init_from=fake)
+    assert not (tmp_path / "out").exists()
