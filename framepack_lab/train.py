@@ -545,11 +545,8 @@ class Trainer:
         if steps is not None:
             self.dc["steps"] = steps
         self.mc = TinyConfig.from_dict(cfg["model"])
-        self.init = read_init(init_from, self.mc) if init_from is not None else None
-        if self.init is not None and sorted(self.init.codebooks) != sorted(cfg["data"].get("codebook_ks", ())):
-            raise ValueError(f"--init-from {init_from}: its codebooks are K = {sorted(self.init.codebooks)} but the "
-                             f"config's data.codebook_ks is {list(cfg['data'].get('codebook_ks', ()))}; the DiT "
-                             "learnt the checkpoint's codebooks, so set codebook_ks to those")
+        self.init = (read_init(init_from, self.mc, cfg["data"].get("codebook_ks", ()))
+                     if init_from is not None else None)
         self.step_count = 0  # DiT steps done
         self.loss_avg: float | None = None
         self.stopped = False

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .models.tiny import ZERO_INIT_FIELDS, TinyConfig, TinyFramePack
+from .models.tiny import ZERO_INIT_FIELDS, TinyConfig, TinyFramePack, read_tiny
 
 
 @dataclass(frozen=True)
@@ -49,24 +48,23 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_init(path: str | Path, model_config: TinyConfig) -> InitCheckpoint:
-    """Read and check the checkpoint in ``path`` against the run's ``model_config``.
+def read_init(path: str | Path, model_config: TinyConfig, codebook_ks=()) -> InitCheckpoint:
+    """Read the checkpoint in ``path`` (:func:`~framepack_lab.models.tiny.read_tiny`) and check it
+    against the run's ``model_config`` and ``data.codebook_ks``.
 
-    ``ValueError`` (before any training work) when the folder holds no checkpoint, or its model
-    differs from ``model_config`` other than by a :data:`ZERO_INIT_FIELDS` part switched on.
+    ``ValueError`` (before any training work) when the folder holds no checkpoint, its model
+    differs from ``model_config`` other than by a :data:`ZERO_INIT_FIELDS` part switched on, or its
+    codebooks are not ``codebook_ks`` (the DiT learnt the checkpoint's).
     """
-    from safetensors.torch import load_file
-
     path = Path(path)
-    weights, cfg_file = path / "model.safetensors", path / "config.json"
-    if not weights.exists() or not cfg_file.exists():
+    try:
+        files = read_tiny(path)
+    except FileNotFoundError:
         raise ValueError(f"--init-from {path}: no exported tiny checkpoint there (need model.safetensors and "
-                         "config.json, as in framepack_lab/assets/tiny or a run's OUT/tiny)")
-    meta = json.loads(cfg_file.read_text())
-    if not isinstance(meta.get("model"), dict):
-        raise ValueError(f"--init-from {path}: its config.json has no \"model\" section; it was not written by "
-                         "save_tiny (re-export it, or point at another checkpoint)")
-    have = TinyConfig.from_dict(meta["model"])
+                         "config.json, as in framepack_lab/assets/tiny or a run's OUT/tiny)") from None
+    except ValueError as e:
+        raise ValueError(f"--init-from {path}: {e}") from None
+    have = files.config
     differ = [f.name for f in dataclasses.fields(TinyConfig) if getattr(have, f.name) != getattr(model_config, f.name)]
     bad = [n for n in differ if n not in ZERO_INIT_FIELDS or getattr(have, n)]
     if bad:
@@ -74,20 +72,19 @@ def read_init(path: str | Path, model_config: TinyConfig) -> InitCheckpoint:
         raise ValueError(f"--init-from {path}: the config's \"model\" section describes another model ({detail}). "
                          "Copy the checkpoint's model section; only a part that starts as a no-op may be switched "
                          f"on ({', '.join(ZERO_INIT_FIELDS)})")
-    state = load_file(str(weights))
-    dit = {k[4:]: v.float() for k, v in state.items() if k.startswith("dit.")}
+    if sorted(files.codebooks) != sorted(codebook_ks):
+        raise ValueError(f"--init-from {path}: its codebooks are K = {sorted(files.codebooks)} but the config's "
+                         f"data.codebook_ks is {list(codebook_ks)}; the DiT learnt the checkpoint's codebooks, so "
+                         "set codebook_ks to those")
     wanted = TinyFramePack(model_config).state_dict()
-    extra = sorted(set(dit) - set(wanted))
-    shapes = sorted(k for k in set(dit) & set(wanted) if dit[k].shape != wanted[k].shape)
+    extra = sorted(set(files.dit) - set(wanted))
+    shapes = sorted(k for k in set(files.dit) & set(wanted) if files.dit[k].shape != wanted[k].shape)
     if extra or shapes:  # the config fields agree, so only a damaged or foreign file gets here
         raise ValueError(f"--init-from {path}: its DiT weights do not fit the model its config.json describes "
                          f"(unexpected {extra[:3]}, other shapes {shapes[:3]}); re-export the checkpoint")
+    record = files.meta.get("training_record", {})
     return InitCheckpoint(
-        dit=dit,
-        ae={k[3:]: v.float() for k, v in state.items() if k.startswith("ae.")},
-        codebooks={int(k.split(".")[1]): v.float() for k, v in state.items() if k.startswith("codebook.")},
-        new_parts=tuple(differ),
-        ae_record=dict(meta.get("training_record", {}).get("autoencoder") or {}),
-        record={"path": str(path), "sha256": _file_sha256(weights),
-                "steps": meta.get("training_record", {}).get("steps")},
+        dit=files.dit, ae=files.ae, codebooks=files.codebooks, new_parts=tuple(differ),
+        ae_record=dict(record.get("autoencoder") or {}),
+        record={"path": str(path), "sha256": _file_sha256(path / "model.safetensors"), "steps": record.get("steps")},
     )

@@ -375,6 +375,40 @@ def save_tiny(path: str | Path, model: TinyFramePack, autoencoder: TinyAutoencod
     (path / "config.json").write_text(json.dumps({"model": json.loads(model.config.to_json()), **(extra or {})}, indent=2))
 
 
+@dataclass(frozen=True)
+class TinyFiles:
+    """An exported checkpoint as read from disk (:func:`read_tiny`): float32 state dicts."""
+
+    meta: dict  # config.json: {"model": TinyConfig fields, "training_record": ...}
+    config: TinyConfig
+    dit: dict[str, torch.Tensor]
+    ae: dict[str, torch.Tensor]
+    codebooks: dict[int, torch.Tensor]  # {K: (K, C)}
+
+
+def read_tiny(path: str | Path | None = None) -> TinyFiles:
+    """Read a folder :func:`save_tiny` wrote (default: the shipped one) without building models.
+    ``FileNotFoundError`` when it holds no checkpoint, ``ValueError`` when its ``config.json`` has
+    no ``model`` section."""
+    from safetensors.torch import load_file
+
+    path = Path(path) if path is not None else ASSETS / "tiny"
+    weights, cfg_file = path / "model.safetensors", path / "config.json"
+    if not weights.exists() or not cfg_file.exists():
+        raise FileNotFoundError(
+            f"no tiny FramePack checkpoint in {path} (need model.safetensors and config.json); the "
+            "package ships one in framepack_lab/assets/tiny, or train one: python -m framepack_lab.train")
+    meta = json.loads(cfg_file.read_text())
+    if not isinstance(meta.get("model"), dict):
+        raise ValueError(f"{cfg_file} has no \"model\" section; it was not written by save_tiny (re-export the "
+                         "checkpoint, or use another one)")
+    state = load_file(str(weights))
+    return TinyFiles(meta=meta, config=TinyConfig.from_dict(meta["model"]),
+                     dit={k[4:]: v.float() for k, v in state.items() if k.startswith("dit.")},
+                     ae={k[3:]: v.float() for k, v in state.items() if k.startswith("ae.")},
+                     codebooks={int(k.split(".")[1]): v.float() for k, v in state.items() if k.startswith("codebook.")})
+
+
 def load_tiny(path: str | Path | None = None, device: str | torch.device = "auto") -> TinyBackend:
     """Load the shipped tiny FramePack (or one saved by ``save_tiny``) as a ready backend.
 
@@ -385,19 +419,10 @@ def load_tiny(path: str | Path | None = None, device: str | torch.device = "auto
             instead. The same seed gives the same video on one device; CPU and GPU kernels round
             differently, so videos from different devices differ slightly.
     """
-    from safetensors.torch import load_file
-
-    path = Path(path) if path is not None else ASSETS / "tiny"
-    weights, cfg_file = path / "model.safetensors", path / "config.json"
-    if not weights.exists() or not cfg_file.exists():
-        raise FileNotFoundError(
-            f"no tiny FramePack checkpoint in {path} (need model.safetensors and config.json); the "
-            "package ships one in framepack_lab/assets/tiny, or train one: python -m framepack_lab.train")
+    files = read_tiny(path)
     device = runtime.resolve_device(device)
-    config = TinyConfig.from_dict(json.loads(cfg_file.read_text())["model"])
-    state = load_file(str(weights))
+    config = files.config
     model, ae = TinyFramePack(config), TinyAutoencoder(config.latent_channels, config.ae_width)
-    model.load_state_dict({k[4:]: v.float() for k, v in state.items() if k.startswith("dit.")})
-    ae.load_state_dict({k[3:]: v.float() for k, v in state.items() if k.startswith("ae.")})
-    codebooks = {int(k.split(".")[1]): v.float() for k, v in state.items() if k.startswith("codebook.")}
-    return TinyBackend(model.eval().to(device), ae.eval().to(device), device, codebooks=codebooks)
+    model.load_state_dict(files.dit)
+    ae.load_state_dict(files.ae)
+    return TinyBackend(model.eval().to(device), ae.eval().to(device), device, codebooks=files.codebooks)
