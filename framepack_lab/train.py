@@ -115,7 +115,7 @@ def warmup_cosine(step: int, base_lr: float, warmup: int, total: int) -> float:
 CONFIG_KEYS = {
     "top": {"seed", "model", "ae", "data", "dit", "checkpoint_every"},
     "ae": {"steps", "batch", "lr", "latent_noise"},
-    "data": {"videos", "frames", "occluded_videos", "codebook_ks"},
+    "data": {"videos", "frames", "occluded_videos", "codebook_ks", "trail"},
     "dit": {"steps", "batch", "lr", "warmup", "weight_decay", "ema", "train_shift", "history_noise_prob",
             "history_noise_max", "history_dropout", "first_step_prob", "true_time_orders", "phases",
             "motion_weight", "motion_weight_orders", "occluded_prob", "discrete_prob", "discrete_train_ks",
@@ -128,7 +128,7 @@ def check_config(cfg: dict) -> None:
     """``ValueError`` naming any key of ``cfg`` the trainer would not read (see :data:`CONFIG_KEYS`),
     any phase without a whole-number ``from_step`` or changing a run-wide setting, and any
     order name in ``true_time_orders`` / ``motion_weight_orders`` that is not an order, and an
-    ``inverted_gap`` that :func:`framepack_lab.plan.check_gap` refuses."""
+    ``inverted_gap`` that :func:`framepack_lab.plan.check_gap` refuses, and a ``data.trail`` that is not a bool."""
     def unknown(keys, allowed, where):
         extra = sorted(set(keys) - set(allowed))
         if extra:
@@ -141,6 +141,9 @@ def check_config(cfg: dict) -> None:
         unknown(cfg.get(section, {}), CONFIG_KEYS[section], f'"{section}"')
     model_fields = {f.name for f in dataclasses.fields(TinyConfig)}
     unknown(cfg.get("model", {}), model_fields, '"model"')
+    if not isinstance(cfg.get("data", {}).get("trail", False), bool):
+        raise ValueError(f'training config: "data"."trail" is true or false (draw motion trails), '
+                         f'got {cfg["data"]["trail"]!r}')
     dc = cfg.get("dit", {})
     for i, ph in enumerate(dc.get("phases", ())):
         where = f'"dit"."phases"[{i}]'
@@ -203,11 +206,18 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _world_frames(rng: np.random.Generator, n: int, size: int = world.SIZE) -> torch.Tensor:
+def world_trail(cfg: dict) -> bool:
+    """Whether ``cfg``'s worlds draw motion trails (``data.trail``; a config without it predates
+    trails and trained without them, whatever :data:`world.DEFAULT_TRAIL` says now)."""
+    return bool(cfg.get("data", {}).get("trail", False))
+
+
+def _world_frames(rng: np.random.Generator, n: int, size: int = world.SIZE, trail: bool = False) -> torch.Tensor:
     """``n`` random training-world frames ``(n, 3, size, size)``."""
     seeds = rng.integers(world.TRAIN_SEEDS.start, world.TRAIN_SEEDS.stop, size=n)
     times = rng.integers(0, WORLD_TIMES, size=n)
-    frames = np.stack([world.render(world.make_world(int(s), size), [int(t)])[0] for s, t in zip(seeds, times)])
+    frames = np.stack([world.render(world.make_world(int(s), size, trail=trail), [int(t)])[0]
+                       for s, t in zip(seeds, times)])
     return torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
 
 
@@ -231,7 +241,7 @@ def train_autoencoder(cfg: dict, device: torch.device, log, progress: bool = Tru
     for step in tqdm(range(steps), desc="autoencoder", disable=not progress):
         for g in opt.param_groups:
             g["lr"] = warmup_cosine(step, ac["lr"], AE_WARMUP, steps)
-        x = _world_frames(rng, ac["batch"], mc.frame_size).to(device)
+        x = _world_frames(rng, ac["batch"], mc.frame_size, world_trail(cfg)).to(device)
         z = ae.encode_images(x)
         z_noisy = z + ac["latent_noise"] * z.detach().std() * torch.randn_like(z)  # robust decoder
         rec = ae.decode_images(z_noisy)
@@ -243,17 +253,17 @@ def train_autoencoder(cfg: dict, device: torch.device, log, progress: bool = Tru
             log({"stage": "ae", "step": step, "loss": loss.item()})
     seconds = time.time() - t0
     ae.eval()
-    heldout = held_out_psnr(ae, device, frame_size=mc.frame_size)
+    heldout = held_out_psnr(ae, device, frame_size=mc.frame_size, trail=world_trail(cfg))
     log({"stage": "ae", "done": True, "seconds": seconds, "heldout_psnr": heldout})
     return ae, {"steps": steps, "seconds": round(seconds, 1), "heldout_psnr_db": round(heldout, 2)}
 
 
 @torch.no_grad()
 def held_out_psnr(ae: TinyAutoencoder, device, n_videos: int = 16, n_frames: int = 8,
-                  frame_size: int = world.SIZE) -> float:
+                  frame_size: int = world.SIZE, trail: bool = False) -> float:
     """Reconstruction PSNR (dB) on ``frame_size`` x ``frame_size`` frames of held-out worlds."""
     seeds = list(world.HELDOUT_SEEDS)[:n_videos]
-    x = world.batch(seeds, n_frames, size=frame_size).reshape(-1, 3, frame_size, frame_size).to(device)
+    x = world.batch(seeds, n_frames, size=frame_size, trail=trail).reshape(-1, 3, frame_size, frame_size).to(device)
     return psnr(ae.decode_images(ae.encode_images(x)), x)
 
 
@@ -275,7 +285,7 @@ def build_latent_bank(ae: TinyAutoencoder, cfg: dict, device, progress: bool = T
     chunks = []
     for s in tqdm(seeds, desc="occluded bank" if occluded else "latent bank", disable=not progress):
         frames = torch.from_numpy(world.video(int(s), dc["frames"], start=int(rng.integers(0, 300)), size=size,
-                                              occluded=occluded))
+                                              occluded=occluded, trail=world_trail(cfg)))
         z = ae.encode_images(frames.permute(0, 3, 1, 2).to(device))  # (F, C, h, w)
         chunks.append(z.permute(1, 0, 2, 3).half().cpu())
     bank = torch.stack(chunks)  # (N, C, F, h, w)

@@ -64,6 +64,14 @@ class Occluder:
 
 OCCLUDER_WIDTH = (20.0, 40.0)  # pixels, for training worlds with an occluder
 
+# A motion trail: faint echoes of each sprite where it was ``frames`` ago, drawn under the sprite
+# at ``opacity``. One frame then shows each sprite's heading and speed, so the far end of a video
+# generated from its first frame alone (the inverted order's first section) is no longer a guess.
+# Echoes stay far enough from the palette that :func:`find_sprites` never counts them as sprite
+# pixels (``tests/test_world.py`` checks it). ``DEFAULT_TRAIL`` is what :func:`make_world` draws.
+TRAIL_ECHOES = ((8, 0.3), (16, 0.15))  # (frames behind, opacity), drawn in this order under the sprites
+DEFAULT_TRAIL = False
+
 
 @dataclass(frozen=True)
 class World:
@@ -76,6 +84,7 @@ class World:
     # each wave: (fy, fx, phase, amp_r, amp_g, amp_b, pan_y, pan_x)
     sprites: tuple[Sprite, ...]
     occluder: Occluder | None = None  # a band in front of the sprites (forgetting probes)
+    trail: bool = False  # draw each sprite's motion trail (:data:`TRAIL_ECHOES`)
 
 
 def check_seed(seed) -> int:
@@ -88,10 +97,13 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
-def make_world(seed: int, size: int = SIZE, occluded: bool = False) -> World:
+def make_world(seed: int, size: int = SIZE, occluded: bool = False, trail: bool | None = None) -> World:
     """Draw a world from ``seed`` (deterministic): any integer >= 0, see :data:`TRAIN_SEEDS` and
     :data:`HELDOUT_SEEDS`. ``occluded=True`` adds an :class:`Occluder` band (width in
-    :data:`OCCLUDER_WIDTH`, drawn from its own stream, so the rest of the world is the same)."""
+    :data:`OCCLUDER_WIDTH`, drawn from its own stream, so the rest of the world is the same).
+    ``trail`` draws motion trails (:data:`TRAIL_ECHOES`); ``None`` means :data:`DEFAULT_TRAIL`.
+    Neither option changes the background or the sprites."""
+    trail = DEFAULT_TRAIL if trail is None else bool(trail)
     rng = np.random.default_rng(check_seed(seed))
     hue = rng.uniform(0, 1)
     sat = rng.uniform(0.05, 0.25)
@@ -121,7 +133,7 @@ def make_world(seed: int, size: int = SIZE, occluded: bool = False) -> World:
         width = float(orng.uniform(*OCCLUDER_WIDTH)) * size / SIZE
         x_lo = float(orng.uniform(0, size - width))
         occluder = Occluder(x_lo, x_lo + width, occluder_colour(base))
-    return World(seed, size, tuple(map(float, base)), tuple(waves), tuple(sprites), occluder)
+    return World(seed, size, tuple(map(float, base)), tuple(waves), tuple(sprites), occluder, trail)
 
 
 def occluder_colour(base) -> tuple[float, float, float]:
@@ -155,7 +167,7 @@ def probe_world(seed: int, hidden_frames: int, speed: float = 0.5, radius: float
     first = base.sprites[0]
     sprite = Sprite(first.shape, first.colour, radius, y0=size / 2, x0=radius, vy=0.0, vx=speed)
     world = World(base.seed, size, base.base, base.waves, (sprite,),
-                  Occluder(x_lo, x_lo + width, occluder_colour(base.base)))
+                  Occluder(x_lo, x_lo + width, occluder_colour(base.base)), base.trail)
     return world, t_in, t_in + int(hidden_frames)
 
 
@@ -202,18 +214,14 @@ def render(world: World, times) -> np.ndarray:
     for fy, fx, ph, ar, ag, ab, py, px in world.waves:
         wave = np.sin(2 * math.pi * (fy * (yy - py * t) + fx * (xx - px * t)) + ph)  # (T, H, W)
         img += wave[..., None] * np.array([ar, ag, ab], dtype=np.float32)
-    pos = sprite_positions(world, np.asarray(times)).astype(np.float32)
-    for j, s in enumerate(world.sprites):
-        dy = yy[None] - pos[:, j, 0, None, None]
-        dx = xx[None] - pos[:, j, 1, None, None]
-        if s.shape == "circle":
-            d = np.sqrt(dy**2 + dx**2)
-        elif s.shape == "square":
-            d = np.maximum(np.abs(dy), np.abs(dx)) * 1.15
-        else:  # diamond
-            d = (np.abs(dy) + np.abs(dx)) * 0.8
-        alpha = np.clip(s.radius - d + 0.5, 0.0, 1.0)[..., None]  # anti-aliased edge
-        img = img * (1 - alpha) + alpha * PALETTE[s.colour]
+    times = np.asarray(times)
+    layers = [(sprite_positions(world, times - lag).astype(np.float32), opacity)
+              for lag, opacity in (TRAIL_ECHOES if world.trail else ())] + [
+        (sprite_positions(world, times).astype(np.float32), 1.0)]
+    for pos, opacity in layers:  # every sprite's echoes first, then the sprites themselves
+        for j, s in enumerate(world.sprites):
+            alpha = opacity * _coverage(s, yy[None] - pos[:, j, 0, None, None], xx[None] - pos[:, j, 1, None, None])
+            img = img * (1 - alpha) + alpha * PALETTE[s.colour]
     if world.occluder is not None:
         o = world.occluder
         cover = np.clip(np.minimum(xx - o.x_lo + 0.5, o.x_hi - xx + 0.5), 0.0, 1.0)[None, ..., None]
@@ -221,17 +229,30 @@ def render(world: World, times) -> np.ndarray:
     return np.clip(img, 0.0, 1.0)
 
 
-def video(seed: int, n_frames: int, start: int = 0, size: int = SIZE, occluded: bool = False) -> np.ndarray:
-    """``n_frames`` frames from ``start`` of the world drawn from ``seed``: ``(T, H, W, 3)``."""
+def _coverage(s: Sprite, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    """``(T, H, W, 1)`` anti-aliased coverage of sprite ``s`` at offsets ``dy``, ``dx`` ``(T, H, W)``."""
+    if s.shape == "circle":
+        d = np.sqrt(dy**2 + dx**2)
+    elif s.shape == "square":
+        d = np.maximum(np.abs(dy), np.abs(dx)) * 1.15
+    else:  # diamond
+        d = (np.abs(dy) + np.abs(dx)) * 0.8
+    return np.clip(s.radius - d + 0.5, 0.0, 1.0)[..., None]
+
+
+def video(seed: int, n_frames: int, start: int = 0, size: int = SIZE, occluded: bool = False,
+          trail: bool | None = None) -> np.ndarray:
+    """``n_frames`` frames from ``start`` of the world drawn from ``seed``: ``(T, H, W, 3)``.
+    ``trail``: see :func:`make_world`."""
     if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
         raise ValueError(f"n_frames must be a positive integer, got {n_frames!r}; use 1 for a single frame")
-    return render(make_world(seed, size, occluded), np.arange(start, start + n_frames))
+    return render(make_world(seed, size, occluded, trail), np.arange(start, start + n_frames))
 
 
-def batch(seeds, n_frames: int, starts=None, size: int = SIZE) -> torch.Tensor:
-    """A training batch ``(B, T, 3, H, W)`` float32 in [0, 1]."""
+def batch(seeds, n_frames: int, starts=None, size: int = SIZE, trail: bool | None = None) -> torch.Tensor:
+    """A training batch ``(B, T, 3, H, W)`` float32 in [0, 1]. ``trail``: see :func:`make_world`."""
     starts = [0] * len(seeds) if starts is None else starts
-    return torch.from_numpy(np.stack([video(s, n_frames, st, size) for s, st in zip(seeds, starts)])
+    return torch.from_numpy(np.stack([video(s, n_frames, st, size, trail=trail) for s, st in zip(seeds, starts)])
                             ).permute(0, 1, 4, 2, 3).contiguous()
 
 

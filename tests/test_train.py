@@ -377,6 +377,7 @@ def test_a_checkpoint_without_rng_states_still_resumes(tmp_path):
      r'true_time_orders is a list of sampling orders, got \'f1\'; write \["f1"\]'),
     (lambda c: c["dit"].update(inverted_gap="capped"), "inverted_gap: gap must be one of"),
     (lambda c: c["dit"]["phases"].append({"from_step": 5, "inverted_gap": -1}), "inverted_gap: gap must be one of"),
+    (lambda c: c["data"].update(trail="yes"), r'"data"."trail" is true or false'),
 ])
 def test_a_config_key_the_trainer_would_not_read_is_refused_before_any_work(tmp_path, edit, match):
     cfg = tiny_train_config()
@@ -392,3 +393,21 @@ def test_the_shipped_config_and_presets_pass_the_key_check():
     check_config(load_config(DEFAULT_CONFIG))
     for name in preset_names():
         check_config(load_preset(name))
+
+
+def test_a_config_with_trail_trains_every_stage_on_worlds_with_motion_trails(tmp_path, monkeypatch):
+    from framepack_lab import world
+
+    made = []
+    make_world = world.make_world
+    def spy(seed, size=world.SIZE, occluded=False, trail=None):
+        made.append(trail)
+        return make_world(seed, size, occluded, trail)
+
+    monkeypatch.setattr(world, "make_world", spy)
+    cfg = tiny_train_config()
+    cfg["data"]["trail"] = True
+    train(cfg, tmp_path, steps=1, progress=False)
+    assert len(made) > 20 and all(made)  # autoencoder frames, its held-out PSNR, both banks
+    meta = json.loads((tmp_path / "tiny" / "config.json").read_text())
+    assert meta["training_record"]["config"]["data"]["trail"] is True

@@ -115,3 +115,47 @@ def test_find_sprites_accepts_torch_and_reports_gone_sprites():
     assert W.find_sprites(torch.from_numpy(frame)) == W.find_sprites(frame)
     grey = np.full((64, 64, 3), 0.5, np.float32)
     assert W.find_sprites(grey) == {}
+
+
+# ------------------------------------------------------------------------------- motion trails
+def test_no_trail_is_the_plain_world_and_trails_change_only_the_pixels():
+    plain, trailed = W.make_world(HELD[3], trail=False), W.make_world(HELD[3], trail=True)
+    assert trailed.trail and not plain.trail
+    assert (trailed.sprites, trailed.waves, trailed.base) == (plain.sprites, plain.waves, plain.base)
+    assert W.make_world(HELD[3]).trail == W.DEFAULT_TRAIL
+    a, b = W.video(HELD[3], 5, trail=False), W.video(HELD[3], 5, trail=True)
+    assert not np.array_equal(a, b)
+    assert np.array_equal(W.video(HELD[3], 5, occluded=True, trail=False),
+                          W.render(W.make_world(HELD[3], occluded=True, trail=False), range(5)))
+
+
+def test_a_trail_is_drawn_behind_each_sprite_where_it_was():
+    """Each echo tints the background, at its opacity, where the sprite was ``lag`` frames ago;
+    echoes are drawn in :data:`TRAIL_ECHOES` order, under the sprite."""
+    import dataclasses
+
+    assert [lag for lag, _ in W.TRAIL_ECHOES] == [8, 16]  # the pixels below assume these lags
+    (_, near), (_, far) = W.TRAIL_ECHOES
+    base = W.make_world(HELD[0], trail=False)
+    sprite = W.Sprite("circle", 0, radius=5.0, y0=32.0, x0=40.0, vy=0.0, vx=1.0)  # covers x 40 +- 5.5 at t=0
+    plain = dataclasses.replace(base, sprites=(sprite,))
+    trailed = dataclasses.replace(plain, trail=True)
+    a, b = W.render(plain, [0])[0, 32], W.render(trailed, [0])[0, 32]  # one row through the sprite
+    red = W.PALETTE[0]
+    np.testing.assert_allclose(b[34], a[34] * (1 - near) + near * red, atol=1e-6)  # 8 frames ago only
+    np.testing.assert_allclose(b[22], a[22] * (1 - far) + far * red, atol=1e-6)  # 16 frames ago only
+    np.testing.assert_allclose(b[28], (a[28] * (1 - near) + near * red) * (1 - far) + far * red, atol=1e-6)  # both
+    np.testing.assert_allclose(b[40], a[40])  # the sprite itself, over its echoes
+    np.testing.assert_allclose(b[46:], a[46:])  # nothing ahead of it
+
+
+def test_find_sprites_does_not_count_trail_pixels_as_sprites():
+    """Echoes stay far from the palette: the sprites found and their pixel counts barely change."""
+    grown = []
+    for seed in HELD[:40]:
+        for t in (0, 21, 42, 63):
+            plain = W.find_sprites(W.render(W.make_world(seed, trail=False), [t])[0])
+            trailed = W.find_sprites(W.render(W.make_world(seed, trail=True), [t])[0])
+            assert set(trailed) == set(plain), (seed, t)
+            grown += [trailed[c][2] / plain[c][2] - 1 for c in plain]
+    assert np.median(grown) < 0.03 and np.mean(grown) < 0.05
