@@ -321,6 +321,16 @@ def main(argv=None) -> None:
     except ValueError as e:
         p.error(f"--inverted-gap: {e}")
     backend = load_tiny(a.checkpoint)
+    with world.default_trail(backend.trail):  # the worlds the checkpoint was trained on
+        _report(backend, a, seeds, gap)
+
+
+def _report(backend, a, seeds, gap) -> None:
+    """``main``'s work once its arguments are checked and the checkpoint is loaded."""
+    from .models.tiny import load_tiny
+
+    if backend.trail:
+        print("worlds drawn with motion trails, as the checkpoint was trained")
     kw = {"history_noise": a.history_noise, "history_guidance": a.history_guidance, "cache": a.cache}
     res = evaluate(backend, a.orders, a.seeds, a.frames, a.steps, keep_videos=bool(a.plot), first_world=a.first_world,
                    inverted_gap=gap, **kw)

@@ -206,12 +206,6 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def world_trail(cfg: dict) -> bool:
-    """Whether ``cfg``'s worlds draw motion trails (``data.trail``; a config without it predates
-    trails and trained without them, whatever :data:`world.DEFAULT_TRAIL` says now)."""
-    return bool(cfg.get("data", {}).get("trail", False))
-
-
 def _world_frames(rng: np.random.Generator, n: int, size: int = world.SIZE, trail: bool = False) -> torch.Tensor:
     """``n`` random training-world frames ``(n, 3, size, size)``."""
     seeds = rng.integers(world.TRAIN_SEEDS.start, world.TRAIN_SEEDS.stop, size=n)
@@ -241,7 +235,7 @@ def train_autoencoder(cfg: dict, device: torch.device, log, progress: bool = Tru
     for step in tqdm(range(steps), desc="autoencoder", disable=not progress):
         for g in opt.param_groups:
             g["lr"] = warmup_cosine(step, ac["lr"], AE_WARMUP, steps)
-        x = _world_frames(rng, ac["batch"], mc.frame_size, world_trail(cfg)).to(device)
+        x = _world_frames(rng, ac["batch"], mc.frame_size, world.config_trail(cfg)).to(device)
         z = ae.encode_images(x)
         z_noisy = z + ac["latent_noise"] * z.detach().std() * torch.randn_like(z)  # robust decoder
         rec = ae.decode_images(z_noisy)
@@ -253,7 +247,7 @@ def train_autoencoder(cfg: dict, device: torch.device, log, progress: bool = Tru
             log({"stage": "ae", "step": step, "loss": loss.item()})
     seconds = time.time() - t0
     ae.eval()
-    heldout = held_out_psnr(ae, device, frame_size=mc.frame_size, trail=world_trail(cfg))
+    heldout = held_out_psnr(ae, device, frame_size=mc.frame_size, trail=world.config_trail(cfg))
     log({"stage": "ae", "done": True, "seconds": seconds, "heldout_psnr": heldout})
     return ae, {"steps": steps, "seconds": round(seconds, 1), "heldout_psnr_db": round(heldout, 2)}
 
@@ -285,7 +279,7 @@ def build_latent_bank(ae: TinyAutoencoder, cfg: dict, device, progress: bool = T
     chunks = []
     for s in tqdm(seeds, desc="occluded bank" if occluded else "latent bank", disable=not progress):
         frames = torch.from_numpy(world.video(int(s), dc["frames"], start=int(rng.integers(0, 300)), size=size,
-                                              occluded=occluded, trail=world_trail(cfg)))
+                                              occluded=occluded, trail=world.config_trail(cfg)))
         z = ae.encode_images(frames.permute(0, 3, 1, 2).to(device))  # (F, C, h, w)
         chunks.append(z.permute(1, 0, 2, 3).half().cpu())
     bank = torch.stack(chunks)  # (N, C, F, h, w)

@@ -15,6 +15,7 @@ notebooks' examples use ``HELDOUT_SEEDS`` (1,000,000 .. 1,009,999).
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,24 @@ OCCLUDER_WIDTH = (20.0, 40.0)  # pixels, for training worlds with an occluder
 # pixels (``tests/test_world.py`` checks it). ``DEFAULT_TRAIL`` is what :func:`make_world` draws.
 TRAIL_ECHOES = ((8, 0.3), (16, 0.15))  # (frames behind, opacity), drawn in this order under the sprites
 DEFAULT_TRAIL = False
+
+
+def config_trail(cfg: dict) -> bool:
+    """Whether training config ``cfg``'s worlds draw motion trails: its ``data.trail``. A config
+    without it predates trails and trained without them, whatever :data:`DEFAULT_TRAIL` is now."""
+    return bool(cfg.get("data", {}).get("trail", False))
+
+
+@contextmanager
+def default_trail(on: bool):
+    """Within the block, :func:`make_world` (and everything that renders through it) draws motion
+    trails when ``on``: how a tool shows a checkpoint the worlds it was trained on."""
+    global DEFAULT_TRAIL
+    before, DEFAULT_TRAIL = DEFAULT_TRAIL, bool(on)
+    try:
+        yield
+    finally:
+        DEFAULT_TRAIL = before
 
 
 @dataclass(frozen=True)

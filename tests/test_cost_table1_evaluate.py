@@ -361,3 +361,40 @@ def test_a_bad_inverted_gap_is_refused_before_any_work(capsys):
         evaluate(None, orders=["f1"], n_seeds=2, inverted_gap=-1)  # refused before the model is used
     with pytest.raises(ValueError, match="gap must be one of"):
         inverted_gap_sweep(None, gaps=("official", 2.5))
+
+
+def test_evaluate_shows_a_checkpoint_trained_with_trails_worlds_with_trails(tmp_path, capsys, monkeypatch):
+    """The checkpoint's training config says which worlds it knows; `evaluate` draws those."""
+    import json
+    import shutil
+
+    from framepack_lab.evaluate import main
+    from framepack_lab.models.tiny import ASSETS, load_tiny
+
+    assert load_tiny(device="cpu").trail is False  # the shipped checkpoint was trained without trails
+    ckpt = tmp_path / "trail"
+    shutil.copytree(ASSETS / "tiny", ckpt)
+    meta = json.loads((ckpt / "config.json").read_text())
+    meta["training_record"]["config"]["data"]["trail"] = True
+    (ckpt / "config.json").write_text(json.dumps(meta))
+    assert load_tiny(ckpt, device="cpu").trail is True
+    drawn = []
+    render = world.render
+    monkeypatch.setattr(world, "render", lambda w, times: drawn.append(w.trail) or render(w, times))
+    main(["--checkpoint", str(ckpt), "--seeds", "1", "--frames", "9", "--steps", "1", "--orders", "f1"])
+    assert "worlds drawn with motion trails" in capsys.readouterr().out
+    assert drawn and all(drawn)  # the prompt frame and the truth row alike
+    assert world.DEFAULT_TRAIL is False  # restored afterwards
+
+
+def test_default_trail_sets_what_make_world_draws_and_restores_it():
+    before = world.DEFAULT_TRAIL
+    with world.default_trail(not before):
+        assert world.make_world(world.HELDOUT_SEEDS[0]).trail is (not before)
+        assert world.make_world(world.HELDOUT_SEEDS[0], trail=before).trail is before  # explicit wins
+    assert world.DEFAULT_TRAIL is before
+    with pytest.raises(RuntimeError):
+        with world.default_trail(True):
+            raise RuntimeError
+    assert world.DEFAULT_TRAIL is before
+    assert world.config_trail({"data": {"trail": True}}) and not world.config_trail({"data": {}})

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import runtime
+from .. import runtime, world
 from ..backend import DISCRETE_HISTORY, HISTORY_GUIDANCE, HISTORY_NOISE, STEP_CACHE, BackendBase
 from ..packing import PackedContext, check_latent_size
 from ..rope import apply_rope
@@ -266,6 +266,7 @@ class TinyBackend(BackendBase):
     rope_time_offset: bool = True
     name: str = "tiny"
     codebooks: dict = field(default_factory=dict)  # {K: (K, C)} discrete-history codebooks ('+D')
+    trail: bool = False  # its worlds draw motion trails (world.TRAIL_ECHOES): show it frames that do
 
     @property
     def kernels(self) -> frozenset[Kernel]:
@@ -425,4 +426,6 @@ def load_tiny(path: str | Path | None = None, device: str | torch.device = "auto
     model, ae = TinyFramePack(config), TinyAutoencoder(config.latent_channels, config.ae_width)
     model.load_state_dict(files.dit)
     ae.load_state_dict(files.ae)
-    return TinyBackend(model.eval().to(device), ae.eval().to(device), device, codebooks=files.codebooks)
+    trained_on = files.meta.get("training_record", {}).get("config", {})
+    return TinyBackend(model.eval().to(device), ae.eval().to(device), device, codebooks=files.codebooks,
+                       trail=world.config_trail(trained_on))
