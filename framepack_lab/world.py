@@ -2,7 +2,8 @@
 
 A *world* is drawn from a seed: a muted, low-frequency background that may pan slowly, and one to
 three sprites (circle, square, diamond) in saturated colours that move in straight lines and
-bounce off the frame's edges. Any frame time renders directly (positions are a closed-form
+bounce off the frame's edges; optionally each sprite trails faint echoes of where it was
+(:data:`TRAIL_ECHOES`), so that one frame shows its heading. Any frame time renders directly (positions are a closed-form
 triangle wave), so a training batch never simulates from frame 0.
 
 Every sprite of one world has a distinct palette colour, far from any background colour, so
@@ -68,8 +69,9 @@ OCCLUDER_WIDTH = (20.0, 40.0)  # pixels, for training worlds with an occluder
 # A motion trail: faint echoes of each sprite where it was ``frames`` ago, drawn under the sprite
 # at ``opacity``. One frame then shows each sprite's heading and speed, so the far end of a video
 # generated from its first frame alone (the inverted order's first section) is no longer a guess.
-# Echoes stay far enough from the palette that :func:`find_sprites` never counts them as sprite
-# pixels (``tests/test_world.py`` checks it). ``DEFAULT_TRAIL`` is what :func:`make_world` draws.
+# Echoes stay far enough from the palette that :func:`find_sprites` finds the same sprites with
+# about 2% more pixels (where an echo tints a sprite's anti-aliased edge; ``tests/test_world.py``).
+# ``DEFAULT_TRAIL`` is what :func:`make_world` draws when not told.
 TRAIL_ECHOES = ((8, 0.3), (16, 0.15))  # (frames behind, opacity), drawn in this order under the sprites
 DEFAULT_TRAIL = False
 
