@@ -3,8 +3,8 @@
 A *world* is drawn from a seed: a muted, low-frequency background that may pan slowly, and one to
 three sprites (circle, square, diamond) in saturated colours that move in straight lines and
 bounce off the frame's edges; optionally each sprite trails faint echoes of where it was
-(:data:`TRAIL_ECHOES`), so that one frame shows its heading. Any frame time renders directly (positions are a closed-form
-triangle wave), so a training batch never simulates from frame 0.
+(:data:`TRAIL_ECHOES`), so that one frame shows its heading. Any frame time renders directly
+(positions are a closed-form triangle wave), so a training batch never simulates from frame 0.
 
 Every sprite of one world has a distinct palette colour, far from any background colour, so
 :func:`find_sprites` can recover sprites from a frame (real or generated) by colour alone.
