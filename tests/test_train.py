@@ -400,6 +400,7 @@ def test_a_config_with_trail_trains_every_stage_on_worlds_with_motion_trails(tmp
 
     made = []
     make_world = world.make_world
+
     def spy(seed, size=world.SIZE, occluded=False, trail=None):
         made.append(trail)
         return make_world(seed, size, occluded, trail)
