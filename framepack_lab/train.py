@@ -782,7 +782,8 @@ class Trainer:
         from .models.tiny import TinyBackend
 
         self.setup()
-        return TinyBackend(self.ema.eval(), self.ae, device=self.device, codebooks=dict(self.codebooks))
+        return TinyBackend(self.ema.eval(), self.ae, device=self.device, codebooks=dict(self.codebooks),
+                           trail=world.config_trail(self.cfg))
 
     # ------------------------------------------------------------------------------ run
     def run(self, stop=None) -> Path:

@@ -397,6 +397,7 @@ def test_the_shipped_config_and_presets_pass_the_key_check():
 
 def test_a_config_with_trail_trains_every_stage_on_worlds_with_motion_trails(tmp_path, monkeypatch):
     from framepack_lab import world
+    from framepack_lab.train import Trainer
 
     made = []
     make_world = world.make_world
@@ -408,7 +409,9 @@ def test_a_config_with_trail_trains_every_stage_on_worlds_with_motion_trails(tmp
     monkeypatch.setattr(world, "make_world", spy)
     cfg = tiny_train_config()
     cfg["data"]["trail"] = True
-    train(cfg, tmp_path, steps=1, progress=False)
+    trainer = Trainer(cfg, tmp_path, steps=1, progress=False)
+    trainer.run()
     assert len(made) > 20 and all(made)  # autoencoder frames, its held-out PSNR, both banks
     meta = json.loads((tmp_path / "tiny" / "config.json").read_text())
     assert meta["training_record"]["config"]["data"]["trail"] is True
+    assert trainer.backend().trail is True  # what the notebook's training panel samples from

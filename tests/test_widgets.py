@@ -265,6 +265,16 @@ def test_generate_panel_gap_box_sets_the_inverted_orders_rope_gap(backend):
         make_panel(backend, gap="far")
 
 
+def test_generate_panel_shows_a_trail_checkpoint_a_first_frame_with_trails(backend):
+    import dataclasses
+
+    seed = world.HELDOUT_SEEDS.start
+    assert np.array_equal(make_panel(backend)._first(), world.video(seed, 1, trail=False)[0])
+    trailed = make_panel(dataclasses.replace(backend, trail=True))  # trained on worlds with trails
+    assert np.array_equal(trailed._first(), world.video(seed, 1, trail=True)[0])
+    assert not np.array_equal(trailed._first(), make_panel(backend)._first())  # the echoes are drawn at frame 0
+
+
 def test_generate_panel_refuses_start_values_outside_its_widgets(backend):
     with pytest.raises(ValueError, match="n_frames=500"):
         GeneratePanel(backend, n_frames=500)

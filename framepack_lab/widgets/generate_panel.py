@@ -148,7 +148,8 @@ class GeneratePanel(ClickRunner):
     def _first(self) -> np.ndarray:
         if self.first_frame is not None:
             return np.asarray(self.first_frame)
-        return world.video(int(self.world_seed.value), 1)[0]
+        trail = getattr(self.backend, "trail", None)  # a checkpoint trained on trail worlds is shown them
+        return world.video(int(self.world_seed.value), 1, trail=trail)[0]
 
     def _on_section(self, event: SectionEvent) -> None:
         """After each section: progress, status, and (at most every :attr:`LIVE_REDRAW_S`, and

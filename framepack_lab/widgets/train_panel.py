@@ -249,7 +249,7 @@ class TrainPanel(ClickRunner):
         be = self.trainer.backend()
         size = self.trainer.mc.frame_size
         seeds = list(world.HELDOUT_SEEDS)[:self.sample_worlds]
-        return [generate(be, world.video(s, 1, size=size)[0], n_frames=self.sample_frames, steps=self.sample_steps,
+        return [generate(be, world.video(s, 1, size=size, trail=be.trail)[0], n_frames=self.sample_frames, steps=self.sample_steps,
                          order=self.sample_order, seed=0).frames for s in seeds]
 
     def _sample(self) -> None:
