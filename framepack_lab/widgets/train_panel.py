@@ -249,8 +249,8 @@ class TrainPanel(ClickRunner):
         be = self.trainer.backend()
         size = self.trainer.mc.frame_size
         seeds = list(world.HELDOUT_SEEDS)[:self.sample_worlds]
-        return [generate(be, world.video(s, 1, size=size, trail=be.trail)[0], n_frames=self.sample_frames, steps=self.sample_steps,
-                         order=self.sample_order, seed=0).frames for s in seeds]
+        return [generate(be, world.video(s, 1, size=size, trail=be.trail)[0], n_frames=self.sample_frames,
+                         steps=self.sample_steps, order=self.sample_order, seed=0).frames for s in seeds]
 
     def _sample(self) -> None:
         rows = [filmstrip(v, every=SAMPLE_STRIDE, columns=self.sample_frames) for v in self.sample_videos()]
