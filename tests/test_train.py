@@ -410,8 +410,11 @@ def test_a_config_with_trail_trains_every_stage_on_worlds_with_motion_trails(tmp
     cfg = tiny_train_config()
     cfg["data"]["trail"] = True
     trainer = Trainer(cfg, tmp_path, steps=1, progress=False)
-    trainer.run()
-    assert len(made) > 20 and all(made)  # autoencoder frames, its held-out PSNR, both banks
-    meta = json.loads((tmp_path / "tiny" / "config.json").read_text())
-    assert meta["training_record"]["config"]["data"]["trail"] is True
-    assert trainer.backend().trail is True  # what the notebook's training panel samples from
+    try:
+        trainer.run()
+        assert len(made) > 20 and all(made)  # autoencoder frames, its held-out PSNR, both banks
+        meta = json.loads((tmp_path / "tiny" / "config.json").read_text())
+        assert meta["training_record"]["config"]["data"]["trail"] is True
+        assert trainer.backend().trail is True  # what the notebook's training panel samples from
+    finally:
+        trainer.close()  # its log file, as train() closes it
