@@ -25,13 +25,9 @@ from .sampler import dynamic_shift, sample, sigmas
 from .schedule import BASE, Schedule, as_schedule
 from .step_cache import CacheLedger
 
-# The default order is the one that meets the most targets with the shipped tiny model: F1 (FramePack-F1's
-# forward order, the first frame a permanent anchor) keeps its sprites in every frame, keeps their size
-# and moves them at 0.497-0.58 of the world's speed on three samples of 16 held-out worlds (11 of 12
-# targets, motion 0.003 short on one). Inverted anti-drifting, the paper's and the official demo's
-# order, drifts least and holds best at 256 frames, but its sprites move at 0.39-0.44 of the world's
-# speed (7 of 12): ask for it by name for long videos. Figures: README, "The embedded model, measured"
-# (python -m framepack_lab.evaluate --first-world 0, 16 and 32).
+# The order that meets the most of evaluate's targets with the shipped tiny model (the figures live in
+# the README, "The default order"). Inverted anti-drifting, the paper's and the official demo's order,
+# drifts least and holds best in long videos but moves its sprites too little: ask for it by name.
 DEFAULT_ORDER = "f1"
 # sigma_test of history noise for backends trained with it (python -m framepack_lab.evaluate --sweep)
 DEFAULT_HISTORY_NOISE = 0.1
