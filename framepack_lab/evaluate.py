@@ -21,7 +21,9 @@ in training) with each sampling order and reports, per order, over **every frame
 * **seconds** per video (the batch's time divided by its size).
 
 The report's last row scores the worlds' own videos the same way (:func:`truth_figures`): the
-ceiling of each figure for a perfect model, which is not 1 for every figure.
+ceiling of each figure for a perfect model, which is not 1 for every figure. Under each order's
+row, the 90% bootstrap interval over worlds of each figure (:mod:`framepack_lab.intervals`): 16
+worlds are few, and a miss whose interval reaches the target may be the sample's, not the model's.
 
 Options: ``--frames 256`` for long videos, ``--sweep`` for drift and presence against the history
 noise level, ``--compare DIR`` to time another checkpoint side by side, ``--plot FILE`` for a PNG
@@ -43,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics, world
+from .intervals import INTERVAL_LEVEL, bootstrap
 from .generate import DEFAULT_ORDER, generate_many
 from .plan import DEFAULT_INVERTED_GAP, ORDERS, check_gap, make_plan
 
@@ -51,6 +54,7 @@ SIZE_RANGE = (0.5, 2.0)   # last/first pixel count that counts as "size kept"
 PATH_STRIDE = 4           # frames between centroid samples of a path
 HISTORY_NOISE_SWEEP = (0.0, 0.1, 0.3, 0.5)
 INVERTED_GAP_SWEEP = ("official", 6, "true")  # the official cap, a cap at 6 sections, every section at its true time
+INTERVAL_FIGURES = ("presence", "worst", "size_kept", "motion", "reach", "invented", "drift")  # bootstrapped over worlds
 
 
 def heldout_seeds(n: int, offset: int = 0) -> list[int]:
@@ -62,53 +66,91 @@ def heldout_seeds(n: int, offset: int = 0) -> list[int]:
     return list(world.HELDOUT_SEEDS)[offset:offset + n]
 
 
+def world_parts(video, seed: int, probe_frame: int = 16) -> dict:
+    """One world's share of :func:`score_videos`' figures, before they are pooled over worlds.
+
+    ``video`` ``(T, H, W, 3)`` generated from world ``seed``'s first frame. Returns the sums the
+    pooled figures are ratios of (sprites found per frame ``(T,)`` and sprites in frame 0, size
+    ratios, generated and true path lengths and reaches), the world's drift and invented fraction,
+    and its survival at ``probe_frame``. :func:`pool_parts` turns a list of them into the figures,
+    so a bootstrap over worlds (:func:`framepack_lab.intervals.bootstrap`) resamples these."""
+    tracks = metrics.sprite_tracks(video)
+    part = {"drift": metrics.start_end_contrast(metrics.colour_drift(video)),
+            "invented": float(metrics.invented_sprites(video, tracks).mean()),
+            "n": len(tracks[0]), "found": None, "sizes": [], "gen_len": 0.0, "true_len": 0.0,
+            "gen_reach": 0.0, "true_reach": 0.0, "survival": None}
+    if not tracks[0]:
+        return part
+    presence = metrics.sprite_presence(video, tracks)
+    part["found"] = presence * part["n"]
+    part["sizes"] = list(metrics.size_ratios(video, tracks).values())
+    paths = metrics.path_lengths(video, PATH_STRIDE, tracks)
+    w = world.make_world(seed)
+    truth = metrics.true_path_lengths(w, paths, PATH_STRIDE)
+    part["gen_len"] = float(sum(paths[c][0] for c in truth))
+    part["true_len"] = float(sum(truth.values()))
+    reach = metrics.sprite_displacements(video, len(video) - 1, tracks)
+    own_reach = metrics.true_displacements(w, len(video) - 1)
+    for c, d in reach.items():  # in the order of the first frame's sprites
+        if c in own_reach:
+            part["gen_reach"] += d
+            part["true_reach"] += own_reach[c]
+    if len(video) > probe_frame:
+        part["survival"] = float(presence[probe_frame])
+    return part
+
+
+def pool_parts(parts) -> dict[str, float]:
+    """:func:`score_videos`' figures from the worlds' :func:`world_parts`: presence and the worst
+    frame pool the sprites found per frame over worlds, size kept pools the sprites, motion and
+    reach are ratios of summed lengths, drift, invented and survival are means over worlds."""
+    drift = [p["drift"] for p in parts]
+    invented = [p["invented"] for p in parts]
+    seen = [p for p in parts if p["found"] is not None]
+    if not seen:  # no sprite in any first frame: only the drift is defined
+        nan = float("nan")
+        return {"presence": nan, "worst": nan, "size_kept": nan, "motion": nan, "reach": nan, "survival": nan,
+                "invented": _mean(invented), "drift": float(np.mean(drift)), "drift_sd": float(np.std(drift)),
+                "presence_curve": np.array([])}
+    curve = np.sum([p["found"] for p in seen], axis=0) / sum(p["n"] for p in seen)
+    sizes = np.asarray([r for p in seen for r in p["sizes"]])
+    true_len, true_reach = sum(p["true_len"] for p in seen), sum(p["true_reach"] for p in seen)
+    return {
+        "presence": float(curve.mean()), "worst": float(curve.min()),
+        "size_kept": float(np.mean((sizes >= SIZE_RANGE[0]) & (sizes <= SIZE_RANGE[1]))) if len(sizes) else 0.0,
+        "motion": sum(p["gen_len"] for p in seen) / true_len if true_len > 0 else float("nan"),
+        "reach": sum(p["gen_reach"] for p in seen) / true_reach if true_reach > 0 else float("nan"),
+        "survival": _mean([p["survival"] for p in seen if p["survival"] is not None]),
+        "invented": _mean(invented), "drift": float(np.mean(drift)), "drift_sd": float(np.std(drift)),
+        "presence_curve": curve,
+    }
+
+
+def paired_differences(parts_a, parts_b, names=INTERVAL_FIGURES) -> dict[str, tuple[float, float]]:
+    """90% bootstrap intervals of ``figure(a) - figure(b)`` for two settings measured on the same
+    worlds (``parts_a[i]`` and ``parts_b[i]``: :func:`world_parts` of world ``i`` under each).
+
+    The worlds are redrawn in pairs, so what two settings share (a world that is hard for both)
+    cancels: a much narrower interval than comparing two unpaired intervals. An interval that
+    excludes 0 says the settings differ on worlds like these; it cannot see a training seed."""
+    if len(parts_a) != len(parts_b):
+        raise ValueError(f"paired differences need the same worlds under both settings, got {len(parts_a)} and "
+                         f"{len(parts_b)} worlds")
+
+    def difference(pairs):
+        a, b = pool_parts([p for p, _ in pairs]), pool_parts([q for _, q in pairs])
+        return {n: a[n] - b[n] for n in names}
+
+    return bootstrap(list(zip(parts_a, parts_b)), difference, names)
+
+
 def score_videos(videos, seeds, probe_frame: int = 16) -> dict[str, float]:
     """The figures of the module docstring for ``videos`` ``[(T, H, W, 3)]`` of worlds ``seeds``.
 
     Returns ``{"presence", "worst", "size_kept", "motion", "reach", "survival", "invented", "drift",
     "drift_sd", "presence_curve"}``; ``presence_curve`` is the per-frame presence ``(T,)`` over all worlds.
     """
-    per_frame, sizes, gen_len, true_len, survival, drift, invented = [], [], 0.0, 0.0, [], [], []
-    gen_reach, true_reach = 0.0, 0.0
-    for v, s in zip(videos, seeds):
-        drift.append(metrics.start_end_contrast(metrics.colour_drift(v)))
-        tracks = metrics.sprite_tracks(v)
-        invented.append(float(metrics.invented_sprites(v, tracks).mean()))
-        if not tracks[0]:
-            continue
-        n = len(tracks[0])
-        presence = metrics.sprite_presence(v, tracks)
-        per_frame.append((presence * n, n))
-        sizes.extend(metrics.size_ratios(v, tracks).values())
-        paths = metrics.path_lengths(v, PATH_STRIDE, tracks)
-        w = world.make_world(s)
-        truth = metrics.true_path_lengths(w, paths, PATH_STRIDE)
-        gen_len += sum(paths[c][0] for c in truth)
-        true_len += sum(truth.values())
-        reach = metrics.sprite_displacements(v, len(v) - 1, tracks)
-        own_reach = metrics.true_displacements(w, len(v) - 1)
-        for c, d in reach.items():  # in the order of the first frame's sprites
-            if c in own_reach:
-                gen_reach += d
-                true_reach += own_reach[c]
-        if len(v) > probe_frame:
-            survival.append(float(presence[probe_frame]))
-    if not per_frame:  # no sprite in any first frame: only the drift is defined
-        nan = float("nan")
-        return {"presence": nan, "worst": nan, "size_kept": nan, "motion": nan, "reach": nan, "survival": nan,
-                "invented": float(np.mean(invented)),
-                "drift": float(np.mean(drift)), "drift_sd": float(np.std(drift)), "presence_curve": np.array([])}
-    found = np.sum([f for f, _ in per_frame], axis=0)
-    curve = found / sum(n for _, n in per_frame)
-    sizes = np.asarray(sizes)
-    return {
-        "presence": float(curve.mean()), "worst": float(curve.min()),
-        "size_kept": float(np.mean((sizes >= SIZE_RANGE[0]) & (sizes <= SIZE_RANGE[1]))) if len(sizes) else 0.0,
-        "motion": float(gen_len / true_len) if true_len > 0 else float("nan"),
-        "reach": float(gen_reach / true_reach) if true_reach > 0 else float("nan"),
-        "survival": _mean(survival), "invented": _mean(invented), "drift": float(np.mean(drift)), "drift_sd": float(np.std(drift)),
-        "presence_curve": curve,
-    }
+    return pool_parts([world_parts(v, s, probe_frame) for v, s in zip(videos, seeds)])
 
 
 def truth_figures(n_seeds: int = 16, n_frames: int = 64, probe_frame: int = 16, first_world: int = 0) -> dict[str, float]:
@@ -138,7 +180,8 @@ def run_order(backend, order: str, seeds, n_frames: int = 64, steps: int = 20, s
 
 def evaluate(backend, orders=ORDERS, n_seeds: int = 16, n_frames: int = 64, steps: int = 20,
              probe_frame: int = 16, seed: int = 0, progress: bool = True, keep_videos: bool = False,
-             first_world: int = 0, inverted_gap: "str | int" = DEFAULT_INVERTED_GAP, **kw) -> dict[str, dict]:
+             first_world: int = 0, inverted_gap: "str | int" = DEFAULT_INVERTED_GAP, intervals: bool = True,
+             **kw) -> dict[str, dict]:
     """Per-order figures over ``n_seeds`` held-out worlds (see the module docstring).
 
     ``kw`` goes to :func:`framepack_lab.generate.generate_many` (``history_noise``,
@@ -146,13 +189,20 @@ def evaluate(backend, orders=ORDERS, n_seeds: int = 16, n_frames: int = 64, step
     ``probe_frame`` is the frame of the survival figure (``survival``, the old headline).
     ``first_world`` skips that many held-out worlds: a second sample of worlds for the same figures.
     ``inverted_gap``: the inverted order's RoPE gap between anchor and section (default the official loop's).
+    With ``intervals`` (and more than one world) each order's entry also holds ``intervals``:
+    ``{figure: (low, high)}``, the 90% bootstrap interval over worlds of each of
+    :data:`INTERVAL_FIGURES` (:func:`framepack_lab.intervals.bootstrap`): how far another sample of
+    as many worlds could land.
     """
     check_gap(inverted_gap)
     seeds = heldout_seeds(n_seeds, first_world)
     out = {}
     for order in orders:
         videos, secs = run_order(backend, order, seeds, n_frames, steps, seed, inverted_gap, **kw)
-        out[order] = {**score_videos(videos, seeds, probe_frame), "seconds": secs}
+        parts = [world_parts(v, s, probe_frame) for v, s in zip(videos, seeds)]
+        out[order] = {**pool_parts(parts), "seconds": secs}
+        if intervals and len(seeds) > 1:
+            out[order]["intervals"] = bootstrap(parts, pool_parts, INTERVAL_FIGURES)
         if keep_videos:
             out[order]["videos"] = videos
         if progress:
@@ -174,6 +224,19 @@ def _ok(name: str, value: float) -> str:
     return " " if good else "!"
 
 
+def _interval_cell(iv) -> str:
+    """``low-high`` in a report column, blank where a figure has no interval."""
+    if iv is None or math.isnan(iv[0]):
+        return f"{'':10s}"
+    digits = 3 if max(abs(iv[0]), abs(iv[1])) < 0.1 else 2
+
+    def short(x: float) -> str:  # 0.046 -> .046, so that two fit a column
+        text = f"{x:.{digits}f}"
+        return text.replace("0.", ".", 1) if text.lstrip("-").startswith("0.") else text
+
+    return f"{short(iv[0])}-{short(iv[1])}".rjust(10)
+
+
 def format_report(res: dict[str, dict], title: str = "", truth: dict | None = None) -> str:
     """A plain-text table of :func:`evaluate`'s result; ``!`` marks a figure that misses its target.
     ``truth`` (:func:`truth_figures`) adds a last row: the same figures for the worlds' own videos."""
@@ -188,11 +251,16 @@ def format_report(res: dict[str, dict], title: str = "", truth: dict | None = No
     for order, r in res.items():
         mark = " (default)" if order == DEFAULT_ORDER else ""
         lines.append(f"{order:24s} " + " ".join(cell(c, r[c], True) for c in cols) + mark)
+        if "intervals" in r:
+            lines.append(f"{'':24s} " + " ".join(_interval_cell(r["intervals"].get(c)) for c in cols))
     if truth is not None:  # the ceiling, not judged against the targets; it has no time
         lines.append(f"{'(the worlds own videos)':24s} " + " ".join(cell(c, truth[c], False) for c in cols[:-1])
                      + f" {'-':>9s}")
     targets = ", ".join(f"{k} {'%.1f-%.1f' % v if isinstance(v, tuple) else '>= %.1f' % v}" for k, v in TARGETS.items())
     lines.append(f"targets: {targets}; ! = missed")
+    if any("intervals" in r for r in res.values()):
+        lines.append(f"under each order: the {INTERVAL_LEVEL:.0%} bootstrap interval over worlds (how far another sample "
+                     "of as many worlds could land; it cannot see the training seed)")
     if "vanilla" in res and "inverted_anti_drifting" in res:
         ratio = res["vanilla"]["drift"] / max(res["inverted_anti_drifting"]["drift"], 1e-9)
         lines.append(f"drift ratio vanilla / inverted anti-drifting: {ratio:.2f} (a finding, not a target)")
