@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics, world
-from .intervals import INTERVAL_LEVEL, bootstrap
 from .generate import DEFAULT_ORDER, generate_many
+from .intervals import INTERVAL_LEVEL, bootstrap
 from .plan import DEFAULT_INVERTED_GAP, ORDERS, check_gap, make_plan
 
 TARGETS = {"presence": 0.9, "worst": 0.8, "size_kept": 0.8, "motion": (0.5, 1.5)}

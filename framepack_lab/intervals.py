@@ -7,6 +7,12 @@ replacement, from the measured ones; pool each draw the way the figure is pooled
 ``level`` of the draws' figures is the interval (Efron and Tibshirani, *An Introduction to the
 Bootstrap*, ch. 13). It assumes the worlds are independent draws, which held-out seeds are; it
 cannot see the seed of the training run, only the choice of worlds.
+
+Why not the Student-t intervals of :mod:`framepack_lab.table1` and :mod:`framepack_lab.table2`:
+those are intervals of a *mean over worlds* of a per-world figure. `evaluate`'s figures are pooled
+instead (presence over all sprites and frames, size kept over all sprites, motion a ratio of summed
+lengths, the worst frame a minimum of the pooled curve), and no t interval covers a minimum or a
+ratio of sums; re-pooling resampled worlds does.
 """
 
 from __future__ import annotations
