@@ -105,6 +105,9 @@ class PackedContext:
             ``(B,)`` per example in training); 0 = clean. See :func:`noise_history`.
         hidden_time: the step's :attr:`framepack_lab.plan.Step.hidden_time` (true frames between
             the anchor and the section that the RoPE positions leave out).
+        image: the video's first frame ``(B, C, 1, h, w)`` as the step sees it (after any discrete
+            snapping), for models that read it as image tokens in every step whatever the plan
+            packs (``TinyConfig.image_tokens``); ``None`` when not given.
         prepared: what the backend's ``prepare_section`` computed for this step (e.g. RoPE
             tables), set by the runner; ``None`` until then.
     """
@@ -114,6 +117,7 @@ class PackedContext:
     latent_size: tuple[int, int]
     history_noise: float | torch.Tensor = 0.0
     hidden_time: int = 0
+    image: torch.Tensor | None = None
     prepared: Any = None
 
     @property
@@ -239,4 +243,5 @@ def pack(video: torch.Tensor, step: Step, available: Iterable[Kernel] = (BASE,),
     video = snap_history(video, step, codebook)
     video = noise_history(video, step, history_noise, generator)
     groups = [_pack_group(video, g, available) for g in step.groups]
-    return PackedContext(groups, step.positions, (H, W), history_noise, step.hidden_time)
+    image = video[:, :, CLEAN_FRAMES[0]:CLEAN_FRAMES[0] + 1]  # the user's frame, never noised
+    return PackedContext(groups, step.positions, (H, W), history_noise, step.hidden_time, image)

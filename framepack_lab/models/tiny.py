@@ -3,7 +3,10 @@
 Tokens: the noisy section through its own (1, 2, 2) patch embedding; every packed context group
 through the clean embedding of its kernel (one independent patchify layer per kernel, k1 .. k8;
 bigger rates are average-pooled first by the packer). Each token gets 3D RoPE phases, pooled per
-kernel (see :mod:`framepack_lab.rope`). Full attention over context and noisy tokens; adaLN-zero
+kernel (see :mod:`framepack_lab.rope`). A model built with ``image_tokens`` also reads the first
+frame in every step as tokens of its own patch embedding with no RoPE phase (the official model
+gives every section its input image as SigLIP tokens beside the text, which carry no RoPE either).
+Full attention over context and noisy tokens; adaLN-zero
 modulation by the flow time; the model predicts the clean section x0, and :class:`TinyBackend`
 turns that into the velocity the sampler integrates (``v = (x_t - x0) / sigma``).
 
@@ -53,6 +56,10 @@ class TinyConfig:
     # RoPE positions leave out (Step.hidden_time, clipped at this many frames, the longest
     # distance training shows); 0 for checkpoints trained without it
     hidden_time_max: int = 0
+    # True: the first frame also enters every step as its own tokens with no RoPE phase (time- and
+    # place-free), the tiny analogue of the official model's image embedding of the input frame
+    # (SigLIP tokens beside the text, in every section). False for checkpoints trained without it
+    image_tokens: bool = False
 
     def __post_init__(self):
         self.rope_axes = tuple(self.rope_axes)
@@ -63,6 +70,8 @@ class TinyConfig:
         if not isinstance(h, int) or isinstance(h, bool) or h < 0:
             raise ValueError(f"hidden_time_max is a whole number of latent frames >= 0 (0: the model is not told "
                              f"the hidden time), got {h!r}")
+        if not isinstance(self.image_tokens, bool):
+            raise ValueError(f"image_tokens is true or false, got {self.image_tokens!r}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -146,6 +155,8 @@ class TinyFramePack(nn.Module):
             self.hidden_mlp = nn.Sequential(nn.Linear(c.width, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
             nn.init.zeros_(self.hidden_mlp[-1].weight)
             nn.init.zeros_(self.hidden_mlp[-1].bias)
+        if c.image_tokens:  # the first frame's own patch embedding, for its RoPE-free tokens
+            self.embed_image = nn.Conv3d(c.latent_channels, c.width, BASE.size, stride=BASE.size)
         self.blocks = nn.ModuleList(Block(c.width, c.heads) for _ in range(c.depth))
         self.norm_out = nn.LayerNorm(c.width, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(c.width, 2 * c.width)
@@ -198,6 +209,9 @@ class TinyFramePack(nn.Module):
         noisy = self.embed_noisy(x_t).flatten(2).transpose(1, 2)  # (B, S*h/2*w/2, width)
         parts = [self.embed_clean[g.embed_kernel.name](g.latents).flatten(2).transpose(1, 2) for g in context.groups]
         x = torch.cat(parts + [noisy], dim=1)
+        image = self._image_tokens(context)  # (B, h/2*w/2, width) or None
+        if image is not None:
+            x = torch.cat([image, x], dim=1)
         # the runner prepares the tables once per section (TinyBackend.prepare_section)
         prepared = context.prepared
         prepared = prepared.rope if isinstance(prepared, TinySection) else prepared
@@ -206,6 +220,9 @@ class TinyFramePack(nn.Module):
         else:
             cos, sin = self.rope(context, rope_mode, rope_time_offset)
         cos, sin = cos.to(x.device), sin.to(x.device)
+        if image is not None:  # image tokens carry no phase (cos 1, sin 0): neither time nor place
+            cos = torch.cat([cos.new_ones(image.shape[1], cos.shape[1]), cos])
+            sin = torch.cat([sin.new_zeros(image.shape[1], sin.shape[1]), sin])
         temb = self.time_mlp(timestep_embedding(sigma, self.config.width).to(x.device))
         if self.config.history_noise:
             level = torch.as_tensor(context.history_noise, dtype=torch.float32).expand(B)
@@ -224,6 +241,16 @@ class TinyFramePack(nn.Module):
         x = self.out(self.norm_out(x) * (1 + scale) + shift)  # (B, S*h/2*w/2, C*4)
         x = x.view(B, S, h // 2, w // 2, C, 2, 2).permute(0, 4, 1, 2, 5, 3, 6)
         return x.reshape(B, C, S, h, w)
+
+    def _image_tokens(self, context: PackedContext) -> torch.Tensor | None:
+        """The first frame's RoPE-free tokens ``(B, h/2*w/2, width)`` from ``context.image``
+        ``(B, C, 1, h, w)``; ``None`` for a model built without ``image_tokens``."""
+        if not self.config.image_tokens:
+            return None
+        if context.image is None:
+            raise ValueError("this checkpoint reads the first frame as image tokens (image_tokens=True), but the "
+                             "step's context has no image; build contexts with framepack_lab.packing.pack")
+        return self.embed_image(context.image.to(self.embed_noisy.weight.device)).flatten(2).transpose(1, 2)
 
     def _blocks(self, x: torch.Tensor, temb: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """The block stack on ``x (B', N, width)`` with ``temb (B', width)``."""
