@@ -55,7 +55,8 @@ def test_train_exports_a_loadable_checkpoint(trained):
     assert json.loads((out / "state.json").read_text())["step"] == 3
 
     be = load_tiny(path)
-    assert isinstance(be, TinyBackend) and be.model.config == tiny_config(history_noise=True)
+    assert isinstance(be, TinyBackend) and be.model.config == tiny_config(history_noise=True, hidden_time_max=96,
+                                                                           image_tokens=True)
     # the latent statistics of the bank were set (not the identity defaults)
     assert not torch.equal(be.autoencoder.latent_std, torch.ones(4))
     first = W.video(W.HELDOUT_SEEDS[1], 1)[0]
@@ -68,7 +69,7 @@ def test_resume_with_another_model_section_is_refused_with_what_differs(trained,
     out = tmp_path / "run"
     shutil.copytree(out0, out)
     cfg = tiny_train_config()
-    cfg["model"]["hidden_time_max"] = 8  # a part the saved model does not have
+    cfg["model"]["hidden_time_max"] = 0  # a part the saved model has and this config lacks
     with pytest.raises(ValueError, match="hidden_mlp differ.*hidden_time_max"):
         train(cfg, out, resume=True, steps=4, progress=False)
     assert json.loads((out / "state.json").read_text())["step"] == 3  # nothing trained or overwritten

@@ -12,15 +12,22 @@ from framepack_lab.train import Trainer, main, train
 from test_train import log_lines, tiny_train_config
 
 
+def base_config() -> dict:
+    """The test recipe without hidden time, so a fine-tune can switch it on."""
+    cfg = tiny_train_config()
+    cfg["model"].update(hidden_time_max=0)
+    return cfg
+
+
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """A 3-step export to fine-tune."""
     out = tmp_path_factory.mktemp("base")
-    return train(tiny_train_config(), out, steps=3, progress=False)
+    return train(base_config(), out, steps=3, progress=False)
 
 
 def finetune_config(**model) -> dict:
-    cfg = tiny_train_config()
+    cfg = base_config()
     cfg["model"].update(model)
     cfg["dit"].update(steps=2, warmup=2, phases=[])
     return cfg
