@@ -183,11 +183,15 @@ class TinyFramePack(nn.Module):
 
     def rope(self, context: PackedContext, mode: str = "average", time_offset: bool = True
              ) -> tuple[torch.Tensor, torch.Tensor]:
-        """RoPE ``cos, sin`` of every token of a step, context first: each ``(N, head_dim)``."""
+        """RoPE ``cos, sin`` of every token of a step, in the order :meth:`forward` lays them out
+        (image tokens, context, noisy section): each ``(N, head_dim)``. Image tokens carry no phase
+        (cos 1, sin 0): neither time nor place."""
         axes, theta = self.config.rope_axes, self.config.rope_theta
         cc, cs = context.context_phases(axes, theta, mode, time_offset)
         nc, ns = context.noisy_phases(axes, theta)
-        return torch.cat([cc, nc]), torch.cat([cs, ns])
+        n_image = context.grid[0] * context.grid[1] if self.config.image_tokens else 0
+        image_cos, image_sin = nc.new_ones(n_image, nc.shape[1]), ns.new_zeros(n_image, ns.shape[1])
+        return torch.cat([image_cos, cc, nc]), torch.cat([image_sin, cs, ns])
 
     def forward(self, x_t: torch.Tensor, sigma: torch.Tensor, context: PackedContext,
                 rope_mode: str = "average", rope_time_offset: bool = True,
@@ -220,9 +224,6 @@ class TinyFramePack(nn.Module):
         else:
             cos, sin = self.rope(context, rope_mode, rope_time_offset)
         cos, sin = cos.to(x.device), sin.to(x.device)
-        if image is not None:  # image tokens carry no phase (cos 1, sin 0): neither time nor place
-            cos = torch.cat([cos.new_ones(image.shape[1], cos.shape[1]), cos])
-            sin = torch.cat([sin.new_zeros(image.shape[1], sin.shape[1]), sin])
         temb = self.time_mlp(timestep_embedding(sigma, self.config.width).to(x.device))
         if self.config.history_noise:
             level = torch.as_tensor(context.history_noise, dtype=torch.float32).expand(B)
@@ -250,7 +251,7 @@ class TinyFramePack(nn.Module):
         if context.image is None:
             raise ValueError("this checkpoint reads the first frame as image tokens (image_tokens=True), but the "
                              "step's context has no image; build contexts with framepack_lab.packing.pack")
-        return self.embed_image(context.image.to(self.embed_noisy.weight.device)).flatten(2).transpose(1, 2)
+        return self.embed_image(context.image).flatten(2).transpose(1, 2)
 
     def _blocks(self, x: torch.Tensor, temb: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """The block stack on ``x (B', N, width)`` with ``temb (B', width)``."""
